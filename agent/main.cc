@@ -1,0 +1,69 @@
+// dp-agent: the DP-side daemon (the smsdpprov analogue). Parses flags and
+// config, sets up logging, and serves the agent API until SIGINT/SIGTERM.
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "agent/agent_config.h"
+#include "agent/service/agent_service.h"
+#include "common/fs/durable_file.h"
+#include "common/grpc/grpc_log.h"
+#include "common/grpc/server_runner.h"
+#include "common/log/logging.h"
+#include "common/status/status_macros.h"
+
+namespace {
+
+absl::Status RunDaemon(const dpr::agent::AgentConfig& config) {
+  RETURN_IF_ERROR(dpr::MakeDirs(config.daemon.data_dir + "/logs", 0750));
+  ASSIGN_OR_RETURN(auto level, dpr::ParseLogLevel(config.daemon.log_level));
+  RETURN_IF_ERROR(dpr::InitLogging({.file = config.daemon.data_dir + "/logs/smsdpprov.log",
+                                    .default_component = "SMS_DP_PROVIDER",
+                                    .level = level}));
+  dpr::RouteGrpcLogsToSpdlog(level);
+  dpr::TlsFiles tls{config.daemon.cert, config.daemon.key, config.daemon.ca,
+                    static_cast<unsigned>(config.daemon.tls_reload_seconds)};
+  ASSIGN_OR_RETURN(dpr::CertInfo self, dpr::CheckTlsFiles(tls));
+  if (self.role != dpr::Role::kAgent) {
+    return absl::FailedPreconditionError(
+        "the certificate given with --cert is not an agent certificate (make one with "
+        "'dpctl tls cert create --role agent --name <DP server>')");
+  }
+  SPDLOG_INFO("dp-agent {} starting for DP '{}', content root '{}'", DPR_VERSION, self.common_name,
+              config.content_root);
+  dpr::agent::AgentServiceImpl service(config, self.common_name);
+  return dpr::ServeUntilSignal({.listen = config.daemon.listen,
+                                .tls = tls,
+                                .allowed_roles = {dpr::Role::kController},
+                                .service_name = "agent API",
+                                .data_dir = config.daemon.data_dir},
+                               {&service});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "dp-agent: converts a distribution point's legacy package folders into a "
+      "content library, driven by dp-controller"};
+  dpr::agent::AgentFlags flags;
+  dpr::agent::AddAgentFlags(app, &flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  auto config = dpr::agent::ResolveAgentConfig(app, flags);
+  if (!config.ok()) {
+    std::fprintf(stderr, "dp-agent: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (auto st = RunDaemon(*config); !st.ok()) {
+    SPDLOG_ERROR("dp-agent: {}", st.ToString());
+    std::fprintf(stderr, "dp-agent: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,23 @@
+# Compile settings every target links, kept in INTERFACE targets (as ccache
+# does) so a target cannot forget them.
+add_library(dpr_settings INTERFACE)
+target_compile_options(dpr_settings INTERFACE -Wall -Wextra -Wpedantic
+  -Wno-unused-parameter)
+if(DPR_WERROR)
+  target_compile_options(dpr_settings INTERFACE -Werror)
+endif()
+target_include_directories(dpr_settings INTERFACE ${PROJECT_SOURCE_DIR})
+target_compile_definitions(dpr_settings INTERFACE
+  DPR_VERSION="${PROJECT_VERSION}"
+  SPDLOG_ACTIVE_LEVEL=SPDLOG_LEVEL_TRACE)
+
+if(DPR_SANITIZE)
+  set(_san -fsanitize=address,undefined -fno-omit-frame-pointer
+    -fno-sanitize-recover=undefined)
+  add_compile_options(${_san})
+  add_link_options(${_san})
+endif()
+
+# Generated protobuf code is not ours to fix: it gets no -Werror.
+add_library(dpr_generated_settings INTERFACE)
+target_compile_options(dpr_generated_settings INTERFACE -w)

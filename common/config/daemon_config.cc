@@ -1,0 +1,60 @@
+#include "common/config/daemon_config.h"
+
+#include <filesystem>
+
+#include "common/status/status_macros.h"
+
+namespace dpr {
+
+void AddDaemonFlags(CLI::App& app, DaemonConfig* flags, std::string* config_path) {
+  app.add_option("--config", *config_path, "TOML config file (flags override it)");
+  app.add_option("--data-dir", flags->data_dir, "state, logs and listen.addr go here");
+  app.add_option("--listen", flags->listen, "HOST:PORT to serve on (port 0: any free port)");
+  app.add_option("--cert", flags->cert, "this daemon's certificate (PEM)");
+  app.add_option("--key", flags->key, "this daemon's private key (PEM)");
+  app.add_option("--ca", flags->ca, "the site CA certificate (PEM)");
+  app.add_option("--log-level", flags->log_level, "trace, debug (verbose), info, warn, error");
+  app.add_option("--tls-reload-seconds", flags->tls_reload_seconds,
+                 "how often replaced certificate files are picked up");
+}
+
+absl::Status ReadDaemonKeys(TomlConfig& file, DaemonConfig* config) {
+  RETURN_IF_ERROR(file.GetString("data_dir", &config->data_dir));
+  RETURN_IF_ERROR(file.GetString("listen", &config->listen));
+  RETURN_IF_ERROR(file.GetString("tls.cert", &config->cert));
+  RETURN_IF_ERROR(file.GetString("tls.key", &config->key));
+  RETURN_IF_ERROR(file.GetString("tls.ca", &config->ca));
+  RETURN_IF_ERROR(file.GetInt("tls.reload_seconds", &config->tls_reload_seconds));
+  RETURN_IF_ERROR(file.GetString("log_level", &config->log_level));
+  for (std::string* p : {&config->data_dir, &config->cert, &config->key, &config->ca}) {
+    *p = ResolveRelativeTo(file.name(), *p);
+  }
+  return absl::OkStatus();
+}
+
+void ApplyGivenFlags(const CLI::App& app, const DaemonConfig& flags, DaemonConfig* config) {
+  auto given = [&](const char* name) { return app.count(name) > 0; };
+  if (given("--data-dir")) config->data_dir = flags.data_dir;
+  if (given("--listen")) config->listen = flags.listen;
+  if (given("--cert")) config->cert = flags.cert;
+  if (given("--key")) config->key = flags.key;
+  if (given("--ca")) config->ca = flags.ca;
+  if (given("--log-level")) config->log_level = flags.log_level;
+  if (given("--tls-reload-seconds")) config->tls_reload_seconds = flags.tls_reload_seconds;
+}
+
+std::string Absolute(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+std::string ResolveRelativeTo(const std::string& config_path, const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  auto slash = config_path.find_last_of('/');
+  if (slash == std::string::npos) return path;
+  return config_path.substr(0, slash + 1) + path;
+}
+
+}  // namespace dpr

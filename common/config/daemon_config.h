@@ -1,0 +1,42 @@
+// Settings both daemons share, layered defaults < TOML file (--config) <
+// command-line flags. A daemon adds its own keys the same way.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "common/config/toml_config.h"
+
+namespace dpr {
+
+struct DaemonConfig {
+  std::string data_dir;
+  std::string listen;
+  std::string cert;
+  std::string key;
+  std::string ca;
+  std::string log_level = "info";
+  int64_t tls_reload_seconds = 60;
+};
+
+// Registers --config and the shared flags on `app`; values land in `flags`
+// (kept apart from the resolved config so we can tell what was given).
+void AddDaemonFlags(CLI::App& app, DaemonConfig* flags, std::string* config_path);
+
+// Reads the shared keys from `file` into `config`.
+absl::Status ReadDaemonKeys(TomlConfig& file, DaemonConfig* config);
+
+// Copies into `config` every shared flag given on the command line.
+void ApplyGivenFlags(const CLI::App& app, const DaemonConfig& flags, DaemonConfig* config);
+
+// Relative paths in a config file are relative to the file's folder, so a
+// site directory can be moved as a whole.
+// `path` made absolute against the working directory (logs and listen.addr
+// then name the real place).
+std::string Absolute(const std::string& path);
+
+std::string ResolveRelativeTo(const std::string& config_path, const std::string& path);
+
+}  // namespace dpr

@@ -1,0 +1,69 @@
+// dp-controller: the site-server daemon. Parses flags and config, sets up
+// logging and the data folder, and serves the admin API until SIGINT/SIGTERM.
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "common/fs/durable_file.h"
+#include "common/grpc/grpc_log.h"
+#include "common/grpc/server_runner.h"
+#include "common/log/logging.h"
+#include "common/status/status_macros.h"
+#include "controller/controller_config.h"
+#include "controller/service/admin_service.h"
+
+namespace {
+
+absl::Status RunDaemon(const dpr::controller::ControllerConfig& config) {
+  const std::string& dir = config.daemon.data_dir;
+  RETURN_IF_ERROR(dpr::MakeDirs(dir + "/logs", 0750));
+  RETURN_IF_ERROR(dpr::MakeDirs(dir + "/inboxes/distmgr.box", 0750));
+  ASSIGN_OR_RETURN(auto level, dpr::ParseLogLevel(config.daemon.log_level));
+  RETURN_IF_ERROR(dpr::InitLogging({.file = dir + "/logs/distmgr.log",
+                                    .default_component = "SMS_DISTRIBUTION_MANAGER",
+                                    .level = level}));
+  dpr::RouteGrpcLogsToSpdlog(level);
+  dpr::TlsFiles tls{config.daemon.cert, config.daemon.key, config.daemon.ca,
+                    static_cast<unsigned>(config.daemon.tls_reload_seconds)};
+  ASSIGN_OR_RETURN(dpr::CertInfo self, dpr::CheckTlsFiles(tls));
+  if (self.role != dpr::Role::kController) {
+    return absl::FailedPreconditionError(
+        "the certificate given with --cert is not a controller certificate (make one with "
+        "'dpctl tls cert create --role controller --name <site server>')");
+  }
+  SPDLOG_INFO("dp-controller {} starting as '{}', data folder '{}'", DPR_VERSION, self.common_name,
+              dir);
+  dpr::controller::AdminServiceImpl admin(config, self.common_name);
+  return dpr::ServeUntilSignal({.listen = config.daemon.listen,
+                                .tls = tls,
+                                .allowed_roles = {dpr::Role::kAdmin},
+                                .service_name = "admin API",
+                                .data_dir = dir},
+                               {&admin});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dp-controller: runs distribution-point reassignments for a site"};
+  dpr::controller::ControllerFlags flags;
+  dpr::controller::AddControllerFlags(app, &flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  auto config = dpr::controller::ResolveControllerConfig(app, flags);
+  if (!config.ok()) {
+    std::fprintf(stderr, "dp-controller: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (auto st = RunDaemon(*config); !st.ok()) {
+    SPDLOG_ERROR("dp-controller: {}", st.ToString());
+    std::fprintf(stderr, "dp-controller: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
