@@ -15,6 +15,9 @@ namespace {
 
 absl::Status RunDaemon(const dpr::agent::AgentConfig& config) {
   RETURN_IF_ERROR(dpr::MakeDirs(config.daemon.data_dir + "/logs", 0750));
+  // The library is built below the content root; status reports its free
+  // space from the start, so it must exist.
+  RETURN_IF_ERROR(dpr::MakeDirs(config.content_root, 0755));
   ASSIGN_OR_RETURN(auto level, dpr::ParseLogLevel(config.daemon.log_level));
   RETURN_IF_ERROR(dpr::InitLogging({.file = config.daemon.data_dir + "/logs/smsdpprov.log",
                                     .default_component = "SMS_DP_PROVIDER",

@@ -2,7 +2,10 @@
 # does) so a target cannot forget them.
 add_library(dpr_settings INTERFACE)
 target_compile_options(dpr_settings INTERFACE -Wall -Wextra -Wpedantic
-  -Wno-unused-parameter)
+  -Wno-unused-parameter
+  # GCC 12 flags designated initializers that leave members at their
+  # defaults, which is exactly what they are for here.
+  -Wno-missing-field-initializers)
 if(DPR_WERROR)
   target_compile_options(dpr_settings INTERFACE -Werror)
 endif()
