@@ -44,10 +44,13 @@ void ApplyGivenFlags(const CLI::App& app, const DaemonConfig& flags, DaemonConfi
 }
 
 std::string Absolute(const std::string& path) {
-  if (path.empty() || path.front() == '/') return path;
+  if (path.empty()) return path;
   std::error_code ec;
-  auto abs = std::filesystem::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  std::string out = abs.lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
 }
 
 std::string ResolveRelativeTo(const std::string& config_path, const std::string& path) {
