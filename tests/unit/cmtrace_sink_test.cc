@@ -78,7 +78,7 @@ TEST(CmtraceSinkTest, InformationalLineFieldByField) {
   // Attribute order as the real components write it.
   size_t last = 0;
   for (const char* name :
-       {" time=", " date=", " component=", " context=", " type=", " thread=", " file="}) {
+       {"<time=", " date=", " component=", " context=", " type=", " thread=", " file="}) {
     const size_t at = line.find(name);
     ASSERT_NE(at, std::string::npos) << name;
     EXPECT_GT(at, last) << name;
