@@ -4,6 +4,7 @@
 
 #include "CLI/CLI.hpp"
 #include "agent/agent_config.h"
+#include "agent/local_commands.h"
 #include "agent/service/agent_service.h"
 #include "common/fs/durable_file.h"
 #include "common/grpc/grpc_log.h"
@@ -50,6 +51,9 @@ int main(int argc, char** argv) {
       "content library, driven by dp-controller"};
   dpr::agent::AgentFlags flags;
   dpr::agent::AddAgentFlags(app, &flags);
+  int local_exit = -1;  // set when a local subcommand ran
+  dpr::agent::AddLocalCommands(app, &local_exit);
+  app.require_subcommand(0, 1);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -58,6 +62,7 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
+  if (local_exit >= 0) return local_exit;
   auto config = dpr::agent::ResolveAgentConfig(app, flags);
   if (!config.ok()) {
     std::fprintf(stderr, "dp-agent: %s\n", std::string(config.status().message()).c_str());

@@ -1,0 +1,487 @@
+#include "agent/contentlib/content_library.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+
+#include "agent/contentlib/content_hash.h"
+#include "common/fs/durable_file.h"
+#include "common/ini/ini_file.h"
+#include "common/status/fmt_absl.h"
+#include "common/status/status_macros.h"
+#include "fmt/format.h"
+
+namespace dpr::contentlib {
+namespace {
+
+constexpr size_t kMaxIniBytes = 1 << 20;
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Removes `rel` (a file or a whole folder) below `dirfd`, never following
+// symlinks.
+absl::Status RemoveTree(FileSystem* fs, int dirfd, const std::string& rel) {
+  struct stat st {};
+  absl::Status s = fs->FstatAt(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW);
+  if (absl::IsNotFound(s)) return absl::OkStatus();
+  RETURN_IF_ERROR(s);
+  if (!S_ISDIR(st.st_mode)) return fs->UnlinkAt(dirfd, rel, 0);
+  ASSIGN_OR_RETURN(int fd, fs->OpenAt(dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  ScopedFd dir(fs, fd);
+  ASSIGN_OR_RETURN(auto entries, fs->ReadDir(fd));
+  for (const auto& e : entries) RETURN_IF_ERROR(RemoveTree(fs, fd, e.name));
+  RETURN_IF_ERROR(dir.Close());
+  return fs->UnlinkAt(dirfd, rel, AT_REMOVEDIR);
+}
+
+std::atomic<uint64_t> g_temp_counter{0};
+
+}  // namespace
+
+std::string_view KindName(VerifyProblem::Kind kind) {
+  using K = VerifyProblem::Kind;
+  switch (kind) {
+    case K::kMissingFolder:
+      return "missing-folder";
+    case K::kMissingObject:
+      return "missing-object";
+    case K::kHashMismatch:
+      return "hash-mismatch";
+    case K::kSizeMismatch:
+      return "size-mismatch";
+    case K::kBadIni:
+      return "bad-ini";
+    case K::kDanglingReference:
+      return "dangling-reference";
+    case K::kMissingReference:
+      return "missing-reference";
+    case K::kOrphan:
+      return "orphan";
+    case K::kMissingContent:
+      return "missing-content";
+    case K::kContentHashMismatch:
+      return "content-hash-mismatch";
+  }
+  return "unknown";
+}
+
+ContentLibrary::ContentLibrary(FileSystem* fs, std::string path, int lib_fd)
+    : fs_(fs), path_(std::move(path)), lib_fd_(lib_fd), object_dir_known_(65536, false) {}
+
+ContentLibrary::~ContentLibrary() { (void)fs_->Close(lib_fd_); }
+
+absl::StatusOr<std::unique_ptr<ContentLibrary>> ContentLibrary::Open(FileSystem* fs,
+                                                                     const std::string& root) {
+  const std::string path = root + "/" + kLibraryDir;
+  for (const std::string& dir :
+       {root, path, path + "/" + kPkgLib, path + "/" + kDataLib, path + "/" + kFileLib}) {
+    absl::Status s = fs->MkdirAt(AT_FDCWD, dir, 0755);
+    if (!s.ok() && s.code() != absl::StatusCode::kAlreadyExists) {
+      return Annotate(s, "open content library");
+    }
+  }
+  ASSIGN_OR_RETURN(int fd, fs->OpenAt(AT_FDCWD, path, O_RDONLY | O_DIRECTORY));
+  std::unique_ptr<ContentLibrary> lib(new ContentLibrary(fs, path, fd));
+  RETURN_IF_ERROR(Annotate(lib->SweepTemps(), fmt::format("sweep temp files in '{}'", path)));
+  RETURN_IF_ERROR(lib->Sync());
+  return lib;
+}
+
+absl::StatusOr<std::unique_ptr<ContentLibrary>> ContentLibrary::OpenExisting(
+    FileSystem* fs, const std::string& root) {
+  const std::string path = root + "/" + kLibraryDir;
+  auto fd = fs->OpenAt(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);
+  if (absl::IsNotFound(fd.status())) {
+    return absl::NotFoundError(fmt::format("no content library at '{}'", path));
+  }
+  RETURN_IF_ERROR(fd.status());
+  return std::unique_ptr<ContentLibrary>(new ContentLibrary(fs, path, *fd));
+}
+
+absl::Status ContentLibrary::SweepTemps() {
+  for (const char* top : {kPkgLib, kDataLib, kFileLib}) {
+    ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    ScopedFd dir(fs_, fd);
+    ASSIGN_OR_RETURN(auto entries, fs_->ReadDir(fd));
+    for (const auto& e : entries) {
+      if (IsTempName(e.name)) {
+        RETURN_IF_ERROR(RemoveTree(fs_, fd, e.name));
+        continue;
+      }
+      // FileLib/<4 hex>/ may hold INI temps.
+      if (std::string_view(top) == kFileLib && e.name.size() == 4) {
+        ASSIGN_OR_RETURN(int sub, fs_->OpenAt(fd, e.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+        ScopedFd subdir(fs_, sub);
+        ASSIGN_OR_RETURN(auto inner, fs_->ReadDir(sub));
+        for (const auto& f : inner) {
+          if (IsTempName(f.name)) RETURN_IF_ERROR(fs_->UnlinkAt(sub, f.name, 0));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ContentLibrary::NextTempName(std::string_view dir, std::string_view base) {
+  return fmt::format("{}/.{}{}{}.{}", dir, base, kTempInfix, ::getpid(),
+                     g_temp_counter.fetch_add(1));
+}
+
+absl::Status ContentLibrary::Sync() { return fs_->SyncFs(lib_fd_); }
+
+absl::Status ContentLibrary::FsyncPath(const std::string& rel) {
+  ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, rel, O_RDONLY));
+  ScopedFd f(fs_, fd);
+  RETURN_IF_ERROR(fs_->Fsync(fd));
+  return f.Close();
+}
+
+absl::Status ContentLibrary::WriteSmallFile(const std::string& rel, const std::string& data,
+                                            bool durable) {
+  const size_t slash = rel.rfind('/');
+  const std::string dir = rel.substr(0, slash);
+  const std::string tmp = NextTempName(dir, rel.substr(slash + 1));
+  ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  ScopedFd f(fs_, fd);
+  absl::Status s = fs_->PWriteAll(fd, data.data(), data.size(), 0);
+  if (s.ok() && durable) s = fs_->Fsync(fd);
+  if (s.ok()) s = f.Close();
+  if (s.ok()) s = fs_->RenameAt(lib_fd_, tmp, lib_fd_, rel);
+  if (!s.ok()) {
+    f.Reset();
+    (void)fs_->UnlinkAt(lib_fd_, tmp, 0);
+    return s;
+  }
+  if (durable) return FsyncPath(dir);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> ContentLibrary::ReadSmallFile(const std::string& rel) {
+  auto fd = fs_->OpenAt(lib_fd_, rel, O_RDONLY | O_NOFOLLOW);
+  if (absl::IsNotFound(fd.status())) return std::optional<std::string>();
+  RETURN_IF_ERROR(fd.status());
+  ScopedFd f(fs_, *fd);
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, fs_->PRead(*fd, buf, sizeof buf, out.size()));
+    if (n == 0) break;
+    out.append(buf, n);
+    if (out.size() > kMaxIniBytes) {
+      return absl::FailedPreconditionError(fmt::format("'{}' is too large for an INI", rel));
+    }
+  }
+  return std::optional<std::string>(std::move(out));
+}
+
+absl::Status ContentLibrary::EnsureObjectDir(std::string_view hex) {
+  const size_t index = std::stoul(std::string(hex.substr(0, 4)), nullptr, 16);
+  {
+    std::lock_guard<std::mutex> lock(dirs_lock_);
+    if (object_dir_known_[index]) return absl::OkStatus();
+  }
+  absl::Status s = fs_->MkdirAt(lib_fd_, FileLibDir(hex), 0755);
+  if (!s.ok() && s.code() != absl::StatusCode::kAlreadyExists) return s;
+  std::lock_guard<std::mutex> lock(dirs_lock_);
+  object_dir_known_[index] = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> ContentLibrary::HasObject(const Sha256Digest& hash) {
+  struct stat st {};
+  absl::Status s = fs_->FstatAt(lib_fd_, FileLibObject(ToHex(hash)), &st, AT_SYMLINK_NOFOLLOW);
+  if (absl::IsNotFound(s)) return false;
+  RETURN_IF_ERROR(s);
+  return true;
+}
+
+absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile() {
+  Staged staged;
+  staged.name = NextTempName(kFileLib, "stage");
+  ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, staged.name, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  staged.fd = ScopedFd(fs_, fd);
+  return staged;
+}
+
+absl::StatusOr<bool> ContentLibrary::PublishStaged(const std::string& staged_name,
+                                                   const Sha256Digest& hash) {
+  const std::string hex = ToHex(hash);
+  RETURN_IF_ERROR(EnsureObjectDir(hex));
+  absl::Status s =
+      fs_->RenameAt(lib_fd_, staged_name, lib_fd_, FileLibObject(hex), RENAME_NOREPLACE);
+  if (s.code() == absl::StatusCode::kAlreadyExists) {
+    RETURN_IF_ERROR(fs_->UnlinkAt(lib_fd_, staged_name, 0));
+    return false;
+  }
+  RETURN_IF_ERROR(s);
+  return true;
+}
+
+absl::StatusOr<bool> ContentLibrary::LinkObject(int src_fd, const Sha256Digest& hash) {
+  const std::string hex = ToHex(hash);
+  RETURN_IF_ERROR(EnsureObjectDir(hex));
+  absl::Status s = fs_->LinkFd(src_fd, lib_fd_, FileLibObject(hex));
+  if (s.code() == absl::StatusCode::kAlreadyExists) return false;
+  RETURN_IF_ERROR(s);
+  return true;
+}
+
+absl::Status ContentLibrary::AddUser(const Sha256Digest& hash, uint64_t size,
+                                     const ContentId& user) {
+  const std::string hex = ToHex(hash);
+  const std::string ini_path = FileLibIni(hex);
+  std::lock_guard<std::mutex> lock(ObjectLock(hash));
+  ASSIGN_OR_RETURN(auto text, ReadSmallFile(ini_path));
+  IniFile ini;
+  if (text.has_value()) {
+    auto parsed = IniFile::Parse(*text, ini_path);
+    // A damaged list is rebuilt from what we know; verify reports lost users.
+    if (parsed.ok()) ini = std::move(*parsed);
+  }
+  const std::string id = user.ToString();
+  if (ini.Get("File", "Size") == std::to_string(size) && ini.Get("Users", id).has_value()) {
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(ini.Set("File", "Size", std::to_string(size)));
+  RETURN_IF_ERROR(ini.Set("Users", id, ""));
+  return WriteSmallFile(ini_path, ini.Serialize(), /*durable=*/false);
+}
+
+absl::StatusOr<std::string> ContentLibrary::StageContent(const ContentRecord& content) {
+  const std::string tmp = NextTempName(kDataLib, content.id.ToString());
+  RETURN_IF_ERROR(fs_->MkdirAt(lib_fd_, tmp, 0755));
+  std::set<std::string> dirs(content.dirs.begin(), content.dirs.end());
+  for (const auto& f : content.files) {
+    for (size_t p = f.rel_path.find('/'); p != std::string::npos; p = f.rel_path.find('/', p + 1)) {
+      dirs.insert(f.rel_path.substr(0, p));
+    }
+  }
+  for (const auto& d : dirs) {  // sorted: parents first
+    RETURN_IF_ERROR(fs_->MkdirAt(lib_fd_, tmp + "/" + d, 0755));
+  }
+  for (const auto& f : content.files) {
+    if (dirs.count(f.rel_path + ".INI")) {
+      return absl::FailedPreconditionError(
+          fmt::format("content '{}': file '{}' and folder '{}.INI' cannot both exist in DataLib",
+                      content.id.ToString(), f.rel_path, f.rel_path));
+    }
+    IniFile ini;
+    RETURN_IF_ERROR(ini.Set("File", "Size", std::to_string(f.size)));
+    RETURN_IF_ERROR(ini.Set("File", "TimeModified", std::to_string(f.time_modified)));
+    RETURN_IF_ERROR(ini.Set("File", "Attributes", fmt::format("{:X}", f.attributes)));
+    RETURN_IF_ERROR(ini.Set("File", "Hash", ToHex(f.hash)));
+    const std::string data = ini.Serialize();
+    ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, tmp + "/" + f.rel_path + ".INI",
+                                         O_WRONLY | O_CREAT | O_EXCL, 0644));
+    ScopedFd file(fs_, fd);
+    RETURN_IF_ERROR(fs_->PWriteAll(fd, data.data(), data.size(), 0));
+    RETURN_IF_ERROR(file.Close());
+  }
+  return tmp;
+}
+
+absl::Status ContentLibrary::PublishContent(const ContentRecord& content,
+                                            const std::string& staged_dir) {
+  const std::string target = DataLibDir(content.id);
+  absl::Status s = fs_->RenameAt(lib_fd_, staged_dir, lib_fd_, target, RENAME_NOREPLACE);
+  if (s.code() == absl::StatusCode::kAlreadyExists) {
+    // A tree from an interrupted run: swap atomically, then drop the old one.
+    RETURN_IF_ERROR(fs_->RenameAt(lib_fd_, staged_dir, lib_fd_, target, RENAME_EXCHANGE));
+    RETURN_IF_ERROR(RemoveTree(fs_, lib_fd_, staged_dir));
+  } else {
+    RETURN_IF_ERROR(s);
+  }
+  IniFile ini;
+  RETURN_IF_ERROR(ini.Set("Info", "Hash", content.content_hash));
+  return WriteSmallFile(DataLibIni(content.id), ini.Serialize(), /*durable=*/false);
+}
+
+absl::Status ContentLibrary::RemoveStagedContent(const std::string& staged_dir) {
+  return RemoveTree(fs_, lib_fd_, staged_dir);
+}
+
+absl::Status ContentLibrary::CommitPackage(const ContentId& id) {
+  const std::string path = PkgLibIni(id.package_id);
+  std::lock_guard<std::mutex> lock(pkglib_lock_);
+  ASSIGN_OR_RETURN(auto text, ReadSmallFile(path));
+  IniFile ini;
+  if (text.has_value()) {
+    ASSIGN_OR_RETURN(ini, IniFile::Parse(*text, path));
+  }
+  RETURN_IF_ERROR(ini.Set("Packages", id.ToString(), ""));
+  RETURN_IF_ERROR(ini.Set("Info", "Version", std::to_string(id.version)));
+  return WriteSmallFile(path, ini.Serialize(), /*durable=*/false);
+}
+
+absl::StatusOr<bool> ContentLibrary::IsCommitted(const ContentId& id) {
+  ASSIGN_OR_RETURN(auto text, ReadSmallFile(PkgLibIni(id.package_id)));
+  if (!text.has_value()) return false;
+  auto ini = IniFile::Parse(*text, PkgLibIni(id.package_id));
+  if (!ini.ok() || !ini->Get("Packages", id.ToString()).has_value()) return false;
+  struct stat st {};
+  absl::Status s = fs_->FstatAt(lib_fd_, DataLibIni(id), &st, AT_SYMLINK_NOFOLLOW);
+  if (absl::IsNotFound(s)) return false;
+  RETURN_IF_ERROR(s);
+  return true;
+}
+
+namespace {
+
+// Reads DataLib/<id>/ back: folders, and each "<name>.INI" as a file record.
+absl::Status ReadDataTree(FileSystem* fs, int dirfd, const std::string& rel,
+                          const std::string& where, ContentRecord* out,
+                          std::vector<VerifyProblem>* problems) {
+  ASSIGN_OR_RETURN(auto entries, fs->ReadDir(dirfd));
+  for (const auto& e : entries) {
+    const std::string child = rel.empty() ? e.name : rel + "/" + e.name;
+    struct stat st {};
+    RETURN_IF_ERROR(fs->FstatAt(dirfd, e.name, &st, AT_SYMLINK_NOFOLLOW));
+    if (S_ISDIR(st.st_mode)) {
+      out->dirs.push_back(child);
+      ASSIGN_OR_RETURN(int fd, fs->OpenAt(dirfd, e.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+      ScopedFd sub(fs, fd);
+      RETURN_IF_ERROR(ReadDataTree(fs, fd, child, where + "/" + e.name, out, problems));
+      continue;
+    }
+    const std::string path = where + "/" + e.name;
+    auto bad = [&](std::string why) {
+      if (problems) problems->push_back({VerifyProblem::Kind::kBadIni, path, std::move(why)});
+      return problems ? absl::OkStatus() : absl::DataLossError(fmt::format("'{}': {}", path, why));
+    };
+    if (!S_ISREG(st.st_mode) || !EndsWith(e.name, ".INI")) {
+      RETURN_IF_ERROR(bad("not a per-file INI"));
+      continue;
+    }
+    ASSIGN_OR_RETURN(int fd, fs->OpenAt(dirfd, e.name, O_RDONLY | O_NOFOLLOW));
+    ScopedFd f(fs, fd);
+    std::string text(static_cast<size_t>(std::min<off_t>(st.st_size, 65536)), '\0');
+    ASSIGN_OR_RETURN(size_t n, fs->PRead(fd, text.data(), text.size(), 0));
+    text.resize(n);
+    auto ini = IniFile::Parse(text, path);
+    if (!ini.ok()) {
+      RETURN_IF_ERROR(bad(std::string(ini.status().message())));
+      continue;
+    }
+    FileRecord rec;
+    rec.rel_path = child.substr(0, child.size() - 4);
+    auto size = ini->Get("File", "Size");
+    auto hash = ini->Get("File", "Hash");
+    auto time = ini->Get("File", "TimeModified");
+    auto attrs = ini->Get("File", "Attributes");
+    auto digest =
+        hash ? ParseHexDigest(*hash) : absl::StatusOr<Sha256Digest>(absl::NotFoundError(""));
+    if (!size || !digest.ok() || !IsUpperHexDigest(*hash)) {
+      RETURN_IF_ERROR(bad("missing or malformed [File] Size= or Hash="));
+      continue;
+    }
+    rec.size = std::strtoull(size->c_str(), nullptr, 10);
+    rec.hash = *digest;
+    if (time) rec.time_modified = std::strtoull(time->c_str(), nullptr, 10);
+    if (attrs) rec.attributes = static_cast<uint32_t>(std::strtoul(attrs->c_str(), nullptr, 16));
+    out->files.push_back(std::move(rec));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ContentRecord> ContentLibrary::Lookup(const ContentId& id) {
+  ASSIGN_OR_RETURN(auto text, ReadSmallFile(DataLibIni(id)));
+  if (!text.has_value()) {
+    return absl::NotFoundError(fmt::format("content '{}' is not in the library", id.ToString()));
+  }
+  ASSIGN_OR_RETURN(IniFile ini, IniFile::Parse(*text, DataLibIni(id)));
+  ContentRecord rec;
+  rec.id = id;
+  rec.content_hash = ini.Get("Info", "Hash").value_or("");
+  ASSIGN_OR_RETURN(int fd,
+                   fs_->OpenAt(lib_fd_, DataLibDir(id), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  ScopedFd dir(fs_, fd);
+  RETURN_IF_ERROR(ReadDataTree(fs_, fd, "", DataLibDir(id), &rec, nullptr));
+  std::sort(rec.dirs.begin(), rec.dirs.end());
+  std::sort(rec.files.begin(), rec.files.end(),
+            [](const FileRecord& a, const FileRecord& b) { return a.rel_path < b.rel_path; });
+  return rec;
+}
+
+absl::StatusOr<std::vector<ContentId>> ContentLibrary::ListContents() {
+  ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, kPkgLib, O_RDONLY | O_DIRECTORY));
+  ScopedFd dir(fs_, fd);
+  ASSIGN_OR_RETURN(auto entries, fs_->ReadDir(fd));
+  std::vector<ContentId> out;
+  for (const auto& e : entries) {
+    if (IsTempName(e.name) || !EndsWith(e.name, ".INI")) continue;
+    const std::string path = std::string(kPkgLib) + "/" + e.name;
+    ASSIGN_OR_RETURN(auto text, ReadSmallFile(path));
+    if (!text) continue;
+    ASSIGN_OR_RETURN(IniFile ini, IniFile::Parse(*text, path));
+    if (const auto* s = ini.FindSection("Packages")) {
+      for (const auto& entry : s->entries) {
+        ASSIGN_OR_RETURN(ContentId id, ParseContentId(entry.key));
+        out.push_back(id);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ContentId& a, const ContentId& b) { return a.ToString() < b.ToString(); });
+  return out;
+}
+
+absl::Status ContentLibrary::RemoveContent(const ContentId& id) {
+  ASSIGN_OR_RETURN(ContentRecord rec, Lookup(id));
+  {
+    const std::string path = PkgLibIni(id.package_id);
+    std::lock_guard<std::mutex> lock(pkglib_lock_);
+    ASSIGN_OR_RETURN(auto text, ReadSmallFile(path));
+    if (text.has_value()) {
+      ASSIGN_OR_RETURN(IniFile ini, IniFile::Parse(*text, path));
+      ini.Remove("Packages", id.ToString());
+      const auto* pkgs = ini.FindSection("Packages");
+      if (pkgs == nullptr || pkgs->entries.empty()) {
+        RETURN_IF_ERROR(fs_->UnlinkAt(lib_fd_, path, 0));
+      } else {
+        uint32_t newest = 0;
+        for (const auto& e : pkgs->entries) {
+          if (auto c = ParseContentId(e.key); c.ok()) newest = std::max(newest, c->version);
+        }
+        RETURN_IF_ERROR(ini.Set("Info", "Version", std::to_string(newest)));
+        RETURN_IF_ERROR(WriteSmallFile(path, ini.Serialize(), false));
+      }
+    }
+  }
+  RETURN_IF_ERROR(Sync());  // the content is no longer served before its parts go
+  RETURN_IF_ERROR(fs_->UnlinkAt(lib_fd_, DataLibIni(id), 0));
+  RETURN_IF_ERROR(RemoveTree(fs_, lib_fd_, DataLibDir(id)));
+  std::set<std::string> hashes;
+  for (const auto& f : rec.files) hashes.insert(ToHex(f.hash));
+  for (const auto& hex : hashes) {
+    ASSIGN_OR_RETURN(Sha256Digest digest, ParseHexDigest(hex));
+    std::lock_guard<std::mutex> lock(ObjectLock(digest));
+    ASSIGN_OR_RETURN(auto text, ReadSmallFile(FileLibIni(hex)));
+    IniFile ini;
+    if (text.has_value()) {
+      if (auto parsed = IniFile::Parse(*text, FileLibIni(hex)); parsed.ok())
+        ini = std::move(*parsed);
+    }
+    ini.Remove("Users", id.ToString());
+    const auto* users = ini.FindSection("Users");
+    if (users == nullptr || users->entries.empty()) {
+      absl::Status s = fs_->UnlinkAt(lib_fd_, FileLibObject(hex), 0);
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+      s = fs_->UnlinkAt(lib_fd_, FileLibIni(hex), 0);
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+    } else {
+      RETURN_IF_ERROR(WriteSmallFile(FileLibIni(hex), ini.Serialize(), false));
+    }
+  }
+  return Sync();
+}
+
+}  // namespace dpr::contentlib

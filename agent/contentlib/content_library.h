@@ -1,0 +1,156 @@
+// The single-instance content library on disk (layout in library_layout.h).
+// No gRPC here. All I/O goes through a FileSystem so tests can inject faults.
+//
+// Durability contract: the mutating calls below do not sync on their own.
+// The caller (the importer) batches: stage objects and DataLib trees, Sync(),
+// publish them, Sync(), commit packages in PkgLib, Sync(), and only then
+// removes legacy files. Each method states what must already be durable.
+// A crash at any point leaves no partial object under a final name: bytes
+// are staged under temp names (kTempInfix) that Open() sweeps away.
+//
+// Thread-safety: every method may be called from several threads; FileLib
+// reference lists are updated under per-object locks.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/contentlib/file_system.h"
+#include "agent/contentlib/library_layout.h"
+#include "common/hash/sha256.h"
+
+namespace dpr::contentlib {
+
+struct FileRecord {
+  std::string rel_path;  // '/'-separated, relative to the package root
+  uint64_t size = 0;
+  uint64_t time_modified = 0;  // FILETIME
+  uint32_t attributes = 0x20;
+  Sha256Digest hash{};
+};
+
+struct ContentRecord {
+  ContentId id;
+  std::vector<std::string> dirs;  // every folder, empty ones included ('/'-separated)
+  std::vector<FileRecord> files;
+  std::string content_hash;  // ComputeContentHash over dirs and files
+};
+
+struct VerifyProblem {
+  enum class Kind {
+    kMissingFolder,
+    kMissingObject,
+    kHashMismatch,
+    kSizeMismatch,
+    kBadIni,
+    kDanglingReference,
+    kMissingReference,
+    kOrphan,
+    kMissingContent,
+    kContentHashMismatch,
+  };
+  Kind kind;
+  std::string path;  // relative to SCCMContentLib
+  std::string detail;
+};
+
+struct VerifyResult {
+  uint64_t packages = 0;
+  uint64_t contents = 0;
+  uint64_t objects = 0;
+  uint64_t bytes_hashed = 0;
+  std::vector<VerifyProblem> problems;
+  bool ok() const { return problems.empty(); }
+};
+
+std::string_view KindName(VerifyProblem::Kind kind);
+
+class ContentLibrary {
+ public:
+  // Opens <content_root>/SCCMContentLib, creating it and its three folders
+  // if needed, and sweeps temp files and folders left by a crash.
+  static absl::StatusOr<std::unique_ptr<ContentLibrary>> Open(FileSystem* fs,
+                                                              const std::string& content_root);
+  // Opens an existing library without changing anything (for verify);
+  // NotFound if there is no SCCMContentLib folder.
+  static absl::StatusOr<std::unique_ptr<ContentLibrary>> OpenExisting(
+      FileSystem* fs, const std::string& content_root);
+  ~ContentLibrary();
+
+  FileSystem* fs() const { return fs_; }
+  int lib_fd() const { return lib_fd_; }
+  const std::string& path() const { return path_; }
+
+  // --- FileLib objects -----------------------------------------------------
+  absl::StatusOr<bool> HasObject(const Sha256Digest& hash);
+
+  struct Staged {
+    ScopedFd fd;       // open for writing
+    std::string name;  // relative to SCCMContentLib
+  };
+  // A temp file in FileLib/ to stage bytes in (same filesystem as the objects).
+  absl::StatusOr<Staged> CreateStagingFile();
+  // Publishes staged bytes as the object `hash`. Precondition: the staged
+  // bytes are durable (Sync() since they were written) and hash to `hash`.
+  // If the object already exists the staged copy is dropped. Returns whether
+  // the object is new.
+  absl::StatusOr<bool> PublishStaged(const std::string& staged_name, const Sha256Digest& hash);
+  // Hard-links the open, durable file `src_fd` as the object `hash`; returns
+  // whether it is new (false: an object was already there and is kept).
+  absl::StatusOr<bool> LinkObject(int src_fd, const Sha256Digest& hash);
+  // Adds `user` to the object's reference list (creating the INI). The
+  // object must exist. Idempotent.
+  absl::Status AddUser(const Sha256Digest& hash, uint64_t size, const ContentId& user);
+
+  // --- contents --------------------------------------------------------------
+  // Writes DataLib/<id>/ (per-file INIs) under a temp name. Publish it with
+  // PublishContent after a Sync().
+  absl::StatusOr<std::string> StageContent(const ContentRecord& content);
+  // Renames the staged tree into place (replacing a stale one from an
+  // interrupted run) and writes DataLib/<id>.INI.
+  absl::Status PublishContent(const ContentRecord& content, const std::string& staged_dir);
+  // Removes a staged DataLib tree that will not be published.
+  absl::Status RemoveStagedContent(const std::string& staged_dir);
+  // PkgLib/<pkg>.INI names the content and makes it the current version.
+  // Precondition: the content and every object it uses are durable.
+  absl::Status CommitPackage(const ContentId& id);
+  // Whether PkgLib names the content and DataLib holds its INI.
+  absl::StatusOr<bool> IsCommitted(const ContentId& id);
+  // Reads a content back from DataLib; NotFound if absent.
+  absl::StatusOr<ContentRecord> Lookup(const ContentId& id);
+  // Removes a content: PkgLib entry, DataLib tree and INI, and its users
+  // entries; objects whose list empties are deleted. Syncs at the end.
+  absl::Status RemoveContent(const ContentId& id);
+  // Contents named in PkgLib, sorted.
+  absl::StatusOr<std::vector<ContentId>> ListContents();
+
+  absl::Status Sync();
+  absl::Status FsyncPath(const std::string& rel);
+
+  // Re-hashes every object (when `rehash`) and checks every cross-reference.
+  absl::StatusOr<VerifyResult> Verify(bool rehash = true);
+
+ private:
+  ContentLibrary(FileSystem* fs, std::string path, int lib_fd);
+  absl::Status EnsureObjectDir(std::string_view hash_hex);
+  absl::Status SweepTemps();
+  absl::Status WriteSmallFile(const std::string& rel, const std::string& data, bool durable);
+  absl::StatusOr<std::optional<std::string>> ReadSmallFile(const std::string& rel);
+  std::mutex& ObjectLock(const Sha256Digest& hash) { return object_locks_[hash[0]]; }
+  std::string NextTempName(std::string_view dir, std::string_view base);
+
+  FileSystem* fs_;
+  std::string path_;
+  int lib_fd_;
+  std::array<std::mutex, 256> object_locks_;
+  std::mutex pkglib_lock_;
+  std::mutex dirs_lock_;
+  std::vector<bool> object_dir_known_;  // by the first 4 hex digits, 65536 entries
+};
+
+}  // namespace dpr::contentlib

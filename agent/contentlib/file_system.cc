@@ -1,0 +1,174 @@
+#include "agent/contentlib/file_system.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/status/status_macros.h"
+#include "fmt/format.h"
+
+namespace dpr {
+namespace {
+
+std::string FdPath(int fd) {
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  char buf[4096];
+  ssize_t n = ::readlink(link, buf, sizeof buf - 1);
+  if (n <= 0) return fmt::format("fd {}", fd);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string AtPath(int dirfd, const std::string& path) {
+  if (dirfd == AT_FDCWD || (!path.empty() && path.front() == '/')) return path;
+  return FdPath(dirfd) + "/" + path;
+}
+
+class Posix final : public FileSystem {
+ public:
+  absl::StatusOr<int> OpenAt(int dirfd, const std::string& path, int flags, mode_t mode) override {
+    for (;;) {
+      int fd = ::openat(dirfd, path.c_str(), flags | O_CLOEXEC, mode);
+      if (fd >= 0) return fd;
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, fmt::format("open '{}'", AtPath(dirfd, path)));
+    }
+  }
+  absl::Status Close(int fd) override {
+    if (::close(fd) != 0 && errno != EINTR) {
+      return ErrnoError(errno, fmt::format("close '{}'", FdPath(fd)));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<size_t> PRead(int fd, void* buf, size_t n, uint64_t offset) override {
+    for (;;) {
+      ssize_t r = ::pread(fd, buf, n, static_cast<off_t>(offset));
+      if (r >= 0) return static_cast<size_t>(r);
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, fmt::format("read '{}'", FdPath(fd)));
+    }
+  }
+  absl::Status PWriteAll(int fd, const void* buf, size_t n, uint64_t offset) override {
+    const char* p = static_cast<const char*>(buf);
+    while (n > 0) {
+      ssize_t r = ::pwrite(fd, p, n, static_cast<off_t>(offset));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError(errno, fmt::format("write '{}'", FdPath(fd)));
+      }
+      p += r;
+      n -= static_cast<size_t>(r);
+      offset += static_cast<uint64_t>(r);
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Fsync(int fd) override {
+    if (::fsync(fd) != 0) return ErrnoError(errno, fmt::format("fsync '{}'", FdPath(fd)));
+    return absl::OkStatus();
+  }
+  absl::Status SyncFs(int fd) override {
+    if (::syncfs(fd) != 0) return ErrnoError(errno, fmt::format("syncfs '{}'", FdPath(fd)));
+    return absl::OkStatus();
+  }
+  absl::Status Fstat(int fd, struct stat* st) override {
+    if (::fstat(fd, st) != 0) return ErrnoError(errno, fmt::format("stat '{}'", FdPath(fd)));
+    return absl::OkStatus();
+  }
+  absl::Status FstatAt(int dirfd, const std::string& path, struct stat* st, int flags) override {
+    if (::fstatat(dirfd, path.c_str(), st, flags) != 0) {
+      return ErrnoError(errno, fmt::format("stat '{}'", AtPath(dirfd, path)));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status MkdirAt(int dirfd, const std::string& path, mode_t mode) override {
+    if (::mkdirat(dirfd, path.c_str(), mode) != 0) {
+      return ErrnoError(errno, fmt::format("mkdir '{}'", AtPath(dirfd, path)));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status RenameAt(int old_dirfd, const std::string& old_path, int new_dirfd,
+                        const std::string& new_path, unsigned flags) override {
+    if (::renameat2(old_dirfd, old_path.c_str(), new_dirfd, new_path.c_str(), flags) != 0) {
+      return ErrnoError(errno, fmt::format("rename '{}' to '{}'", AtPath(old_dirfd, old_path),
+                                           AtPath(new_dirfd, new_path)));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status LinkAt(int old_dirfd, const std::string& old_path, int new_dirfd,
+                      const std::string& new_path) override {
+    if (::linkat(old_dirfd, old_path.c_str(), new_dirfd, new_path.c_str(), 0) != 0) {
+      return ErrnoError(errno, fmt::format("link '{}' to '{}'", AtPath(old_dirfd, old_path),
+                                           AtPath(new_dirfd, new_path)));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status LinkFd(int fd, int new_dirfd, const std::string& new_path) override {
+    // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link works
+    // for any user that can read the file.
+    char proc[64];
+    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (::linkat(AT_FDCWD, proc, new_dirfd, new_path.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      return ErrnoError(errno,
+                        fmt::format("link '{}' to '{}'", FdPath(fd), AtPath(new_dirfd, new_path)));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status UnlinkAt(int dirfd, const std::string& path, int flags) override {
+    if (::unlinkat(dirfd, path.c_str(), flags) != 0) {
+      return ErrnoError(errno, fmt::format("remove '{}'", AtPath(dirfd, path)));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<DirEntry>> ReadDir(int dirfd) override {
+    // fdopendir takes ownership of the fd it is given: hand it a duplicate.
+    int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) return ErrnoError(errno, fmt::format("dup '{}'", FdPath(dirfd)));
+    DIR* dir = ::fdopendir(dup);
+    if (dir == nullptr) {
+      int err = errno;
+      ::close(dup);
+      return ErrnoError(err, fmt::format("open folder '{}'", FdPath(dirfd)));
+    }
+    ::rewinddir(dir);
+    std::vector<DirEntry> out;
+    errno = 0;
+    while (struct dirent* e = ::readdir(dir)) {
+      std::string_view name(e->d_name);
+      if (name != "." && name != "..") out.push_back({std::string(name), e->d_type});
+    }
+    int err = errno;
+    ::closedir(dir);
+    if (err != 0) return ErrnoError(err, fmt::format("list folder '{}'", FdPath(dirfd)));
+    return out;
+  }
+  absl::Status StatVfs(int fd, struct statvfs* out) override {
+    if (::fstatvfs(fd, out) != 0) return ErrnoError(errno, fmt::format("statvfs '{}'", FdPath(fd)));
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+FileSystem* PosixFileSystem() {
+  static Posix* fs = new Posix();
+  return fs;
+}
+
+absl::Status ScopedFd::Close() {
+  if (fd_ < 0) return absl::OkStatus();
+  int fd = fd_;
+  fd_ = -1;
+  return fs_->Close(fd);
+}
+
+void ScopedFd::Reset() {
+  if (fd_ >= 0) {
+    (void)fs_->Close(fd_);
+    fd_ = -1;
+  }
+}
+
+}  // namespace dpr

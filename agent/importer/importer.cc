@@ -1,0 +1,634 @@
+#include "agent/importer/importer.h"
+
+#include <fcntl.h>
+#include <sys/statvfs.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "agent/contentlib/content_hash.h"
+#include "agent/importer/tree_walker.h"
+#include "common/status/fmt_absl.h"
+#include "common/status/status_macros.h"
+#include "fmt/format.h"
+
+namespace dpr::importer {
+namespace {
+
+using contentlib::ContentId;
+using contentlib::ContentLibrary;
+using Clock = std::chrono::steady_clock;
+
+// Files up to this size are read whole into the worker's buffer, hashed, and
+// written only if new; larger ones are hashed first and copied only if new.
+constexpr size_t kBufferBytes = 8 << 20;
+constexpr size_t kBlock = 1 << 20;
+
+struct FileResult {
+  Sha256Digest hash{};
+  bool is_new = false;  // this run put the object in FileLib (copy or link)
+};
+
+struct PackageState {
+  PackageSpec spec;
+  ContentId id;
+  ScopedFd root;
+  WalkedTree tree;
+  bool link_ok = false;
+  std::vector<FileResult> results;
+  std::atomic<size_t> pending{0};
+  std::atomic<uint64_t> files_done{0}, bytes_done{0};
+  std::mutex mu;  // guards error, stored/dedup counters, last_progress
+  absl::Status error;
+  uint64_t bytes_stored = 0, bytes_dedup = 0, bytes_copied = 0;
+  Clock::time_point last_progress{};
+  std::string staged_content;
+};
+
+struct Task {
+  PackageState* pkg;
+  size_t file;
+  std::shared_ptr<ScopedFd> dir;
+};
+
+// An object this run is putting into FileLib, not yet published.
+struct PendingObject {
+  std::string staged;  // temp name in FileLib, or "" when hard-linked in place
+  size_t users = 0;    // successful packages of the batch that use it
+};
+
+class Importer {
+ public:
+  Importer(ContentLibrary& lib, const ImportOptions& options, const ImportCallback& cb)
+      : lib_(lib), fs_(lib.fs()), options_(options), cb_(cb) {}
+
+  absl::StatusOr<ImportSummary> Run(const std::vector<PackageSpec>& specs);
+
+ private:
+  void Emit(const ImportEvent& e) {
+    std::lock_guard<std::mutex> lock(event_mu_);
+    if (cb_) cb_(e);
+  }
+  ImportEvent Event(ImportEvent::Kind kind, const PackageState& p) {
+    ImportEvent e{};
+    e.kind = kind;
+    e.package_id = p.spec.package_id;
+    e.content_id = p.id.ToString();
+    e.files_total = p.tree.files.size();
+    e.bytes_total = p.tree.bytes;
+    e.files_done = p.files_done.load();
+    e.bytes_done = p.bytes_done.load();
+    return e;
+  }
+
+  absl::StatusOr<std::unique_ptr<PackageState>> Prepare(const PackageSpec& spec, bool* already);
+  absl::Status Dispatch(PackageState* pkg);
+  void WorkerLoop();
+  absl::Status ProcessFile(const Task& t, std::vector<uint8_t>& buf, FileResult* out, bool* fatal);
+  void FileFinished(PackageState* pkg, const WalkedFile& f, absl::Status status, bool fatal);
+  absl::Status WaitAllInFlight();
+  absl::Status Finalize(std::unique_ptr<PackageState> pkg);
+  absl::Status Flush();
+  void RemoveLegacy(const PackageState& pkg, bool* removed);
+  void FailPackage(const PackageState& pkg, absl::Status status);
+  absl::Status Decide(const Sha256Digest& hash, bool* is_new);
+  absl::Status SpaceError(const absl::Status& cause);
+
+  ContentLibrary& lib_;
+  FileSystem* fs_;
+  ImportOptions options_;
+  const ImportCallback& cb_;
+  ImportSummary summary_;
+  std::mutex event_mu_;
+
+  // Work queue (bounded) and completion.
+  std::mutex mu_;
+  std::condition_variable work_cv_, space_cv_, done_cv_;
+  std::deque<Task> queue_;
+  size_t queue_limit_ = 256;
+  bool stopping_ = false;
+  absl::Status fatal_;
+  std::vector<std::unique_ptr<PackageState>> in_flight_;
+  size_t completed_ = 0;  // in-flight packages whose files are all done
+
+  // Objects put into FileLib by this batch.
+  std::mutex pending_mu_;
+  std::map<Sha256Digest, PendingObject> pending_;
+
+  std::vector<std::unique_ptr<PackageState>> batch_;
+  uint64_t batch_bytes_ = 0;
+  dev_t lib_dev_ = 0;
+};
+
+absl::Status Importer::SpaceError(const absl::Status& cause) {
+  if (cause.code() != absl::StatusCode::kResourceExhausted) return cause;
+  struct statvfs vfs {};
+  uint64_t free_mib = 0;
+  if (fs_->StatVfs(lib_.lib_fd(), &vfs).ok()) {
+    free_mib = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize >> 20;
+  }
+  return absl::ResourceExhaustedError(
+      fmt::format("library on '{}' is full: need {} MiB more for this batch, have {} MiB ({})",
+                  lib_.path(), (batch_bytes_ >> 20) + 1, free_mib, cause.message()));
+}
+
+absl::StatusOr<std::unique_ptr<PackageState>> Importer::Prepare(const PackageSpec& spec,
+                                                                bool* already) {
+  auto pkg = std::make_unique<PackageState>();
+  pkg->spec = spec;
+  ASSIGN_OR_RETURN(pkg->id, contentlib::MakeContentId(spec.package_id, spec.version));
+  ASSIGN_OR_RETURN(*already, lib_.IsCommitted(pkg->id));
+  if (*already) return pkg;
+  ASSIGN_OR_RETURN(int fd,
+                   fs_->OpenAt(AT_FDCWD, spec.location, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  pkg->root = ScopedFd(fs_, fd);
+  ASSIGN_OR_RETURN(pkg->tree, WalkPackage(fs_, fd));
+  const bool same_fs = pkg->tree.dirs[0].dev == lib_dev_;
+  if (options_.mode == ImportMode::kLink && !same_fs) {
+    return absl::FailedPreconditionError(
+        "link mode needs the legacy folder and the library on one filesystem (use --mode copy or "
+        "auto)");
+  }
+  pkg->link_ok = options_.mode != ImportMode::kCopy && same_fs;
+  pkg->results.resize(pkg->tree.files.size());
+  return pkg;
+}
+
+absl::Status Importer::Dispatch(PackageState* pkg) {
+  pkg->pending = pkg->tree.files.size();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pkg->tree.files.empty()) ++completed_;
+  }
+  std::shared_ptr<ScopedFd> dir;
+  size_t dir_index = SIZE_MAX;
+  for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
+    const WalkedFile& f = pkg->tree.files[i];
+    if (f.dir != dir_index) {
+      auto opened = OpenWalkedDir(fs_, pkg->root.get(), pkg->tree, f.dir);
+      if (!opened.ok()) {
+        // Count the rest as failed so the package completes.
+        for (size_t k = i; k < pkg->tree.files.size(); ++k) {
+          FileFinished(pkg, pkg->tree.files[k], opened.status(), false);
+        }
+        return absl::OkStatus();
+      }
+      dir = std::make_shared<ScopedFd>(std::move(*opened));
+      dir_index = f.dir;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    space_cv_.wait(lock, [&] { return queue_.size() < queue_limit_ || !fatal_.ok(); });
+    if (!fatal_.ok()) return fatal_;
+    queue_.push_back({pkg, i, dir});
+    work_cv_.notify_one();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Importer::Decide(const Sha256Digest& hash, bool* is_new) {
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    if (pending_.count(hash)) {
+      *is_new = false;
+      return absl::OkStatus();
+    }
+  }
+  ASSIGN_OR_RETURN(bool exists, lib_.HasObject(hash));
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  if (exists || pending_.count(hash)) {
+    *is_new = false;
+  } else {
+    pending_[hash] = PendingObject{};
+    *is_new = true;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Importer::ProcessFile(const Task& t, std::vector<uint8_t>& buf, FileResult* out,
+                                   bool* fatal) {
+  PackageState& pkg = *t.pkg;
+  const WalkedFile& f = pkg.tree.files[t.file];
+  ASSIGN_OR_RETURN(
+      int fd, fs_->OpenAt(t.dir->get(), f.name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
+  ScopedFd src(fs_, fd);
+  struct stat st {};
+  RETURN_IF_ERROR(fs_->Fstat(fd, &st));
+  if (!S_ISREG(st.st_mode) || st.st_dev != f.dev || st.st_ino != f.ino ||
+      static_cast<uint64_t>(st.st_size) != f.size) {
+    return absl::FailedPreconditionError("changed since the package was walked");
+  }
+  // A hard-linked file may have names outside the package, and a kept
+  // package share stays writable: linking either would let later writes
+  // change a library object. Copy those.
+  const bool link = pkg.link_ok && st.st_nlink == 1 && !pkg.spec.keep_package_share;
+  const bool whole = f.size <= buf.size();
+  Sha256 sha;
+  if (whole) {
+    uint64_t got = 0;
+    while (got < f.size) {
+      ASSIGN_OR_RETURN(size_t n, fs_->PRead(fd, buf.data() + got, f.size - got, got));
+      if (n == 0) break;
+      got += n;
+    }
+    if (got != f.size) return absl::FailedPreconditionError("shrank while being read");
+    sha.Update(buf.data(), f.size);
+  } else {
+    for (uint64_t off = 0; off < f.size;) {
+      ASSIGN_OR_RETURN(
+          size_t n, fs_->PRead(fd, buf.data(), std::min<uint64_t>(kBlock * 4, f.size - off), off));
+      if (n == 0) return absl::FailedPreconditionError("shrank while being read");
+      sha.Update(buf.data(), n);
+      off += n;
+    }
+  }
+  out->hash = sha.Finish();
+  if (link) {
+    struct stat after {};
+    RETURN_IF_ERROR(fs_->Fstat(fd, &after));
+    if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+        after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
+      return absl::FailedPreconditionError("changed while being hashed");
+    }
+  }
+  RETURN_IF_ERROR(Decide(out->hash, &out->is_new));
+  if (!out->is_new) return absl::OkStatus();
+  // From here on this run owns the object: a failure stops the whole run,
+  // because other packages may already count on it.
+  *fatal = true;
+  if (link) {
+    ASSIGN_OR_RETURN(bool created, lib_.LinkObject(fd, out->hash));
+    out->is_new = created;
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(ContentLibrary::Staged staged, lib_.CreateStagingFile());
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    pending_[out->hash].staged = staged.name;
+  }
+  if (whole) {
+    RETURN_IF_ERROR(fs_->PWriteAll(staged.fd.get(), buf.data(), f.size, 0));
+  } else {
+    Sha256 verify;  // the bytes as written must still hash to the name
+    for (uint64_t off = 0; off < f.size;) {
+      ASSIGN_OR_RETURN(
+          size_t n, fs_->PRead(fd, buf.data(), std::min<uint64_t>(kBlock * 4, f.size - off), off));
+      if (n == 0) return absl::DataLossError("shrank while being copied");
+      verify.Update(buf.data(), n);
+      RETURN_IF_ERROR(fs_->PWriteAll(staged.fd.get(), buf.data(), n, off));
+      off += n;
+    }
+    if (verify.Finish() != out->hash) return absl::DataLossError("changed while being copied");
+  }
+  RETURN_IF_ERROR(staged.fd.Close());
+  *fatal = false;
+  return absl::OkStatus();
+}
+
+void Importer::FileFinished(PackageState* pkg, const WalkedFile& f, absl::Status status,
+                            bool fatal) {
+  if (!status.ok()) {
+    status = Annotate(status, fmt::format("'{}'", f.rel));
+    if (fatal) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (fatal_.ok())
+        fatal_ = SpaceError(Annotate(status, fmt::format("package '{}'", pkg->spec.package_id)));
+      space_cv_.notify_all();
+      work_cv_.notify_all();
+      done_cv_.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(pkg->mu);
+    if (pkg->error.ok()) pkg->error = status;
+  }
+  pkg->files_done.fetch_add(1);
+  pkg->bytes_done.fetch_add(f.size);
+  const bool last = pkg->pending.fetch_sub(1) == 1;
+  bool report = last;
+  {
+    std::lock_guard<std::mutex> lock(pkg->mu);
+    auto now = Clock::now();
+    if (now - pkg->last_progress > std::chrono::milliseconds(200)) {
+      pkg->last_progress = now;
+      report = true;
+    }
+  }
+  if (report) {
+    ImportEvent e = Event(ImportEvent::Kind::kPackageProgress, *pkg);
+    e.current_file = f.rel;
+    Emit(e);
+  }
+  if (last) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++completed_;
+    done_cv_.notify_all();
+  }
+}
+
+void Importer::WorkerLoop() {
+  std::vector<uint8_t> buf(kBufferBytes);
+  for (;;) {
+    Task t;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;
+      t = std::move(queue_.front());
+      queue_.pop_front();
+      space_cv_.notify_one();
+    }
+    const WalkedFile& f = t.pkg->tree.files[t.file];
+    absl::Status status;
+    bool fatal = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!fatal_.ok()) status = absl::CancelledError("the import stopped");
+    }
+    if (status.ok()) status = ProcessFile(t, buf, &t.pkg->results[t.file], &fatal);
+    t.dir.reset();
+    FileFinished(t.pkg, f, status, fatal);
+  }
+}
+
+absl::Status Importer::WaitAllInFlight() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return completed_ == in_flight_.size(); });
+    completed_ = 0;
+  }
+  std::vector<std::unique_ptr<PackageState>> done;
+  done.swap(in_flight_);
+  for (auto& p : done) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!fatal_.ok()) return fatal_;
+    }
+    RETURN_IF_ERROR(Finalize(std::move(p)));
+  }
+  return absl::OkStatus();
+}
+
+void Importer::FailPackage(const PackageState& pkg, absl::Status status) {
+  ++summary_.packages_failed;
+  ImportEvent e = Event(ImportEvent::Kind::kPackageFailed, pkg);
+  e.error = Annotate(status, fmt::format("package '{}'", pkg.spec.package_id));
+  Emit(e);
+}
+
+absl::Status Importer::Finalize(std::unique_ptr<PackageState> pkg) {
+  if (!pkg->error.ok()) {
+    FailPackage(*pkg, pkg->error);
+    return absl::OkStatus();
+  }
+  contentlib::ContentRecord rec;
+  rec.id = pkg->id;
+  for (size_t i = 1; i < pkg->tree.dirs.size(); ++i) rec.dirs.push_back(pkg->tree.dirs[i].rel);
+  std::vector<contentlib::HashedFile> hashed;
+  std::set<Sha256Digest> used;
+  for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
+    const WalkedFile& f = pkg->tree.files[i];
+    const FileResult& r = pkg->results[i];
+    rec.files.push_back({f.rel, f.size, contentlib::UnixNanosToFiletime(f.mtime_ns),
+                         contentlib::Win32Attributes(f.mode), r.hash});
+    hashed.push_back({f.rel, r.hash});
+    if (r.is_new) {
+      pkg->bytes_stored += f.size;
+    } else {
+      pkg->bytes_dedup += f.size;
+    }
+    used.insert(r.hash);
+  }
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    for (const auto& h : used) {
+      auto it = pending_.find(h);
+      if (it != pending_.end()) ++it->second.users;
+    }
+  }
+  auto content_hash = contentlib::ComputeContentHash(rec.dirs, hashed);
+  if (!content_hash.ok()) {
+    FailPackage(*pkg, content_hash.status());
+    return absl::OkStatus();
+  }
+  rec.content_hash = *content_hash;
+  auto staged = lib_.StageContent(rec);
+  if (!staged.ok()) {
+    if (staged.status().code() == absl::StatusCode::kFailedPrecondition) {
+      FailPackage(*pkg, staged.status());
+      return absl::OkStatus();
+    }
+    return SpaceError(staged.status());
+  }
+  pkg->staged_content = *staged;
+  batch_.push_back(std::move(pkg));
+  return absl::OkStatus();
+}
+
+absl::Status Importer::Flush() {
+  if (batch_.empty() && pending_.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));  // staged bytes and DataLib trees durable
+  for (auto& [hash, obj] : pending_) {
+    if (obj.users == 0) {  // only failed packages wanted it
+      if (!obj.staged.empty()) {
+        RETURN_IF_ERROR(fs_->UnlinkAt(lib_.lib_fd(), obj.staged, 0));
+      } else {
+        absl::Status s = fs_->UnlinkAt(lib_.lib_fd(), contentlib::FileLibObject(ToHex(hash)), 0);
+        if (!s.ok() && !absl::IsNotFound(s)) return s;
+      }
+      continue;
+    }
+    if (!obj.staged.empty()) RETURN_IF_ERROR(lib_.PublishStaged(obj.staged, hash).status());
+  }
+  pending_.clear();
+  for (auto& pkg : batch_) {
+    std::set<Sha256Digest> done;
+    for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
+      const Sha256Digest& h = pkg->results[i].hash;
+      if (!done.insert(h).second) continue;
+      RETURN_IF_ERROR(SpaceError(lib_.AddUser(h, pkg->tree.files[i].size, pkg->id)));
+    }
+    contentlib::ContentRecord rec;  // only id and hash are needed to publish
+    rec.id = pkg->id;
+    std::vector<contentlib::HashedFile> hashed;
+    std::vector<std::string> dirs;
+    for (size_t i = 1; i < pkg->tree.dirs.size(); ++i) dirs.push_back(pkg->tree.dirs[i].rel);
+    for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
+      hashed.push_back({pkg->tree.files[i].rel, pkg->results[i].hash});
+    }
+    ASSIGN_OR_RETURN(rec.content_hash, contentlib::ComputeContentHash(dirs, hashed));
+    RETURN_IF_ERROR(SpaceError(lib_.PublishContent(rec, pkg->staged_content)));
+  }
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));  // objects, lists and contents durable
+  for (auto& pkg : batch_) RETURN_IF_ERROR(SpaceError(lib_.CommitPackage(pkg->id)));
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));  // commits durable: legacy may go now
+  for (auto& pkg : batch_) {
+    bool removed = false;
+    if (!pkg->spec.keep_package_share) RemoveLegacy(*pkg, &removed);
+    ++summary_.packages_done;
+    summary_.files += pkg->tree.files.size();
+    summary_.bytes_stored += pkg->bytes_stored;
+    summary_.bytes_deduplicated += pkg->bytes_dedup;
+    ImportEvent e = Event(ImportEvent::Kind::kPackageDone, *pkg);
+    e.bytes_stored = pkg->bytes_stored;
+    e.bytes_deduplicated = pkg->bytes_dedup;
+    e.legacy_removed = removed;
+    Emit(e);
+  }
+  batch_.clear();
+  batch_bytes_ = 0;
+  return absl::OkStatus();
+}
+
+void Importer::RemoveLegacy(const PackageState& pkg, bool* removed) {
+  *removed = false;
+  std::map<size_t, ScopedFd> dirs;
+  auto dir_fd = [&](size_t index) -> int {
+    auto it = dirs.find(index);
+    if (it != dirs.end()) return it->second.get();
+    auto fd = OpenWalkedDir(fs_, pkg.root.get(), pkg.tree, index);
+    if (!fd.ok()) return -1;
+    return dirs.emplace(index, std::move(*fd)).first->second.get();
+  };
+  for (const WalkedFile& f : pkg.tree.files) {
+    int fd = dir_fd(f.dir);
+    if (fd < 0) return;
+    struct stat st {};
+    // Only the very file that was imported is removed.
+    if (!fs_->FstatAt(fd, f.name, &st, AT_SYMLINK_NOFOLLOW).ok() || st.st_ino != f.ino ||
+        st.st_dev != f.dev) {
+      continue;
+    }
+    if (!fs_->UnlinkAt(fd, f.name, 0).ok()) return;
+  }
+  for (size_t i = pkg.tree.dirs.size(); i-- > 1;) {
+    int parent = dir_fd(pkg.tree.dirs[i].parent);
+    if (parent < 0 || !fs_->UnlinkAt(parent, pkg.tree.dirs[i].name, AT_REMOVEDIR).ok()) return;
+    dirs.erase(i);
+  }
+  dirs.clear();
+  *removed = fs_->UnlinkAt(AT_FDCWD, pkg.spec.location, AT_REMOVEDIR).ok();
+}
+
+absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& specs) {
+  const auto start = Clock::now();
+  struct stat lib_st {};
+  RETURN_IF_ERROR(fs_->Fstat(lib_.lib_fd(), &lib_st));
+  lib_dev_ = lib_st.st_dev;
+  int jobs =
+      options_.jobs > 0 ? options_.jobs : static_cast<int>(std::thread::hardware_concurrency());
+  if (jobs <= 0) jobs = 2;
+  std::vector<std::thread> workers;
+  for (int i = 0; i < jobs; ++i) workers.emplace_back([this] { WorkerLoop(); });
+
+  absl::Status status;
+  for (const PackageSpec& spec : specs) {
+    bool already = false;
+    auto prepared = Prepare(spec, &already);
+    if (!prepared.ok()) {
+      PackageState failed;
+      failed.spec = spec;
+      failed.id.package_id = spec.package_id;
+      failed.id.version = spec.version;
+      FailPackage(failed, prepared.status());
+      continue;
+    }
+    std::unique_ptr<PackageState> pkg = std::move(*prepared);
+    if (already) {
+      // Committed by an earlier run: only its legacy clean-up may be left.
+      bool removed = false;
+      if (!spec.keep_package_share) {
+        auto fd = fs_->OpenAt(AT_FDCWD, spec.location, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (fd.ok()) {
+          pkg->root = ScopedFd(fs_, *fd);
+          if (auto tree = WalkPackage(fs_, *fd); tree.ok()) {
+            pkg->tree = std::move(*tree);
+            RemoveLegacy(*pkg, &removed);
+          }
+        }
+      }
+      ++summary_.packages_done;
+      ++summary_.packages_already;
+      ImportEvent e = Event(ImportEvent::Kind::kPackageDone, *pkg);
+      e.already_done = true;
+      e.legacy_removed = removed;
+      Emit(e);
+      continue;
+    }
+    Emit(Event(ImportEvent::Kind::kPackageStarted, *pkg));
+    summary_.bytes_read += pkg->tree.bytes;
+    batch_bytes_ += pkg->tree.bytes;
+    PackageState* raw = pkg.get();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_flight_.push_back(std::move(pkg));
+    }
+    status = Dispatch(raw);
+    if (!status.ok()) break;
+    if (batch_bytes_ >= options_.batch_bytes || in_flight_.size() >= options_.batch_packages) {
+      status = WaitAllInFlight();
+      if (status.ok()) status = Flush();
+      if (!status.ok()) break;
+    }
+  }
+  if (status.ok()) status = WaitAllInFlight();
+  if (status.ok()) status = Flush();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    if (status.ok() && !fatal_.ok()) status = fatal_;
+    if (!status.ok() && fatal_.ok()) fatal_ = status;
+    work_cv_.notify_all();
+    space_cv_.notify_all();
+  }
+  for (auto& w : workers) w.join();
+  if (!status.ok()) {
+    // Leave no temp bytes behind; committed packages stay committed.
+    for (auto& [hash, obj] : pending_) {
+      if (!obj.staged.empty()) (void)fs_->UnlinkAt(lib_.lib_fd(), obj.staged, 0);
+    }
+    for (auto& pkg : batch_) {
+      if (!pkg->staged_content.empty()) {
+        (void)lib_.RemoveStagedContent(pkg->staged_content);
+      }
+    }
+    return status;
+  }
+  summary_.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return summary_;
+}
+
+}  // namespace
+
+std::string_view ModeName(ImportMode mode) {
+  switch (mode) {
+    case ImportMode::kAuto:
+      return "auto";
+    case ImportMode::kCopy:
+      return "copy";
+    case ImportMode::kLink:
+      return "link";
+  }
+  return "auto";
+}
+
+absl::StatusOr<ImportMode> ParseMode(std::string_view name) {
+  if (name == "auto") return ImportMode::kAuto;
+  if (name == "copy") return ImportMode::kCopy;
+  if (name == "link") return ImportMode::kLink;
+  return absl::InvalidArgumentError(
+      fmt::format("unknown mode '{}' (use auto, copy or link)", name));
+}
+
+absl::StatusOr<ImportSummary> ImportPackages(ContentLibrary& lib,
+                                             const std::vector<PackageSpec>& packages,
+                                             const ImportOptions& options,
+                                             const ImportCallback& on_event) {
+  Importer importer(lib, options, on_event);
+  return importer.Run(packages);
+}
+
+}  // namespace dpr::importer

@@ -1,0 +1,208 @@
+#include "agent/local_commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "agent/contentlib/content_library.h"
+#include "agent/importer/importer.h"
+#include "common/status/fmt_absl.h"
+#include "fmt/format.h"
+#include "nlohmann/json.hpp"
+
+namespace dpr::agent {
+namespace {
+
+struct ConvertArgs {
+  std::string legacy_root;
+  std::string content_root;
+  std::string mode = "auto";
+  int jobs = 0;
+  std::string packages_file;
+  std::string output = "table";
+  bool verbose = false;
+};
+
+struct VerifyArgs {
+  std::string content_root;
+  bool no_rehash = false;
+  std::string output = "table";
+};
+
+int Fail(const std::string& message, int code = 1) {
+  std::fprintf(stderr, "dp-agent: %s\n", message.c_str());
+  return code;
+}
+
+// "<PkgID> <SourceVersion> [keep]" per line; '#' starts a comment.
+absl::StatusOr<std::vector<importer::PackageSpec>> ReadPackagesFile(const std::string& path,
+                                                                    const std::string& root) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(fmt::format("cannot read packages file '{}'", path));
+  std::vector<importer::PackageSpec> out;
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); ++line_no) {
+    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string id, version, flag, extra;
+    if (!(words >> id)) continue;
+    auto bad = [&](std::string_view why) {
+      return absl::InvalidArgumentError(fmt::format("{}:{}: {}", path, line_no, why));
+    };
+    if (!(words >> version)) return bad("expected '<PkgID> <SourceVersion> [keep]'");
+    if (!contentlib::IsValidPackageId(id)) return bad(fmt::format("bad package ID '{}'", id));
+    char* end = nullptr;
+    unsigned long v = std::strtoul(version.c_str(), &end, 10);
+    if (*end != '\0' || v == 0 || v > 0xFFFFFFFFul)
+      return bad(fmt::format("bad source version '{}'", version));
+    bool keep = false;
+    if (words >> flag) {
+      if (flag != "keep") return bad(fmt::format("unknown flag '{}' (only 'keep')", flag));
+      keep = true;
+    }
+    if (words >> extra) return bad("too many words");
+    out.push_back({id, static_cast<uint32_t>(v), root + "/" + id, keep});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<importer::PackageSpec>> EveryFolder(const std::string& root) {
+  std::vector<importer::PackageSpec> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(root, ec)) {
+    if (e.is_directory(ec) && !e.is_symlink(ec)) {
+      out.push_back({e.path().filename().string(), 1, e.path().string(), false});
+    }
+  }
+  if (ec)
+    return absl::NotFoundError(fmt::format("cannot list legacy root '{}': {}", root, ec.message()));
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.package_id < b.package_id; });
+  return out;
+}
+
+std::string Mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", bytes / 1048576.0); }
+
+int RunConvert(const ConvertArgs& a) {
+  auto mode = importer::ParseMode(a.mode);
+  if (!mode.ok()) return Fail(std::string(mode.status().message()), 2);
+  if (a.output != "table" && a.output != "json") return Fail("--output must be table or json", 2);
+  const std::string root = std::filesystem::absolute(a.legacy_root).lexically_normal().string();
+  auto specs =
+      a.packages_file.empty() ? EveryFolder(root) : ReadPackagesFile(a.packages_file, root);
+  if (!specs.ok()) {
+    return Fail(std::string(specs.status().message()),
+                specs.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1);
+  }
+  auto lib = contentlib::ContentLibrary::Open(PosixFileSystem(), a.content_root);
+  if (!lib.ok()) return Fail(std::string(lib.status().message()));
+  std::vector<std::string> failures;
+  auto summary = importer::ImportPackages(
+      **lib, *specs, {.mode = *mode, .jobs = a.jobs}, [&](const importer::ImportEvent& e) {
+        using K = importer::ImportEvent::Kind;
+        if (e.kind == K::kPackageFailed) {
+          failures.push_back(fmt::format("{}: {}", e.package_id, e.error.message()));
+          std::fprintf(stderr, "failed: %s\n", failures.back().c_str());
+        } else if (e.kind == K::kPackageDone && a.verbose) {
+          std::fprintf(stderr, "done: %s (%llu files, %s, %s new%s)\n", e.content_id.c_str(),
+                       static_cast<unsigned long long>(e.files_total), Mib(e.bytes_total).c_str(),
+                       Mib(e.bytes_stored).c_str(),
+                       e.already_done ? ", already in the library" : "");
+        }
+      });
+  if (!summary.ok()) return Fail(fmt::format("conversion stopped: {}", summary.status().message()));
+  const auto& s = *summary;
+  if (a.output == "json") {
+    nlohmann::json j{{"packages", s.packages_done + s.packages_failed},
+                     {"packages_done", s.packages_done},
+                     {"packages_already_done", s.packages_already},
+                     {"packages_failed", s.packages_failed},
+                     {"files", s.files},
+                     {"bytes_read", s.bytes_read},
+                     {"bytes_stored", s.bytes_stored},
+                     {"bytes_deduplicated", s.bytes_deduplicated},
+                     {"seconds", s.seconds},
+                     {"mode", std::string(importer::ModeName(*mode))},
+                     {"failures", failures}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("packages  %llu converted (%llu already done), %llu failed\n",
+                static_cast<unsigned long long>(s.packages_done),
+                static_cast<unsigned long long>(s.packages_already),
+                static_cast<unsigned long long>(s.packages_failed));
+    std::printf("files     %llu\n", static_cast<unsigned long long>(s.files));
+    std::printf("read      %s\n", Mib(s.bytes_read).c_str());
+    std::printf("stored    %s new, %s deduplicated\n", Mib(s.bytes_stored).c_str(),
+                Mib(s.bytes_deduplicated).c_str());
+    std::printf("seconds   %.2f\n", s.seconds);
+  }
+  return s.packages_failed == 0 ? 0 : 1;
+}
+
+int RunVerify(const VerifyArgs& a) {
+  if (a.output != "table" && a.output != "json") return Fail("--output must be table or json", 2);
+  auto lib = contentlib::ContentLibrary::OpenExisting(PosixFileSystem(), a.content_root);
+  if (!lib.ok()) return Fail(std::string(lib.status().message()));
+  auto result = (*lib)->Verify(!a.no_rehash);
+  if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
+  if (a.output == "json") {
+    nlohmann::json problems = nlohmann::json::array();
+    for (const auto& p : result->problems) {
+      problems.push_back({{"kind", std::string(contentlib::KindName(p.kind))},
+                          {"path", p.path},
+                          {"detail", p.detail}});
+    }
+    std::printf("%s\n", nlohmann::json{{"ok", result->ok()},
+                                       {"packages", result->packages},
+                                       {"contents", result->contents},
+                                       {"objects", result->objects},
+                                       {"bytes_hashed", result->bytes_hashed},
+                                       {"problems", problems}}
+                            .dump()
+                            .c_str());
+  } else {
+    for (const auto& p : result->problems) {
+      std::printf("%-22s %s: %s\n", std::string(contentlib::KindName(p.kind)).c_str(),
+                  p.path.c_str(), p.detail.c_str());
+    }
+    std::printf("%s: %llu packages, %llu contents, %llu objects, %s re-hashed, %zu problems\n",
+                result->ok() ? "ok" : "PROBLEMS", static_cast<unsigned long long>(result->packages),
+                static_cast<unsigned long long>(result->contents),
+                static_cast<unsigned long long>(result->objects), Mib(result->bytes_hashed).c_str(),
+                result->problems.size());
+  }
+  return result->ok() ? 0 : 1;
+}
+
+}  // namespace
+
+void AddLocalCommands(CLI::App& app, int* exit_code) {
+  auto c = std::make_shared<ConvertArgs>();
+  CLI::App* convert = app.add_subcommand(
+      "convert", "convert legacy package folders into the content library, locally");
+  convert->add_option("--legacy-root", c->legacy_root, "folder holding the package folders")
+      ->required();
+  convert->add_option("--content-root", c->content_root, "folder to hold SCCMContentLib")
+      ->required();
+  convert->add_option("--mode", c->mode, "auto, copy or link")->capture_default_str();
+  convert->add_option("--jobs", c->jobs, "worker threads (default: the machine's cores)");
+  convert->add_option(
+      "--packages", c->packages_file,
+      "file of lines '<PkgID> <SourceVersion> [keep]' (default: every subfolder, version 1)");
+  convert->add_option("-o,--output", c->output, "table or json")->capture_default_str();
+  convert->add_flag("-v,--verbose", c->verbose, "a line per package");
+  convert->callback([=] { *exit_code = RunConvert(*c); });
+
+  auto v = std::make_shared<VerifyArgs>();
+  CLI::App* verify = app.add_subcommand("verify", "re-hash the library and check every reference");
+  verify->add_option("--content-root", v->content_root, "folder holding SCCMContentLib")
+      ->required();
+  verify->add_flag("--no-rehash", v->no_rehash, "check references only, not file bytes");
+  verify->add_option("-o,--output", v->output, "table or json")->capture_default_str();
+  verify->callback([=] { *exit_code = RunVerify(*v); });
+}
+
+}  // namespace dpr::agent
