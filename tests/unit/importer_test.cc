@@ -1,0 +1,330 @@
+// The importer against real temp folders: each mode stores every file once
+// and the bytes read back through DataLib; legacy files go only when their
+// package is committed (never for a kept package share); hostile packages
+// fail alone and stay untouched; a re-run copies nothing again; and the
+// library's remove and verify keep and check the references.
+#include "agent/importer/importer.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "agent/contentlib/content_library.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_support.h"
+#include "tests/support/tree_fixture.h"
+
+namespace dpr::importer {
+namespace {
+
+using contentlib::ContentId;
+using contentlib::ContentLibrary;
+using contentlib::VerifyProblem;
+using ::dpr::testing::MakeTree;
+using ::dpr::testing::ReadFile;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+class ImporterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    legacy_ = dir_ / "legacy";
+    content_ = dir_ / "content";
+    fs::create_directories(legacy_);
+    Reopen();
+  }
+  void Reopen() {
+    lib_.reset();
+    auto lib = ContentLibrary::Open(PosixFileSystem(), content_);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    lib_ = std::move(*lib);
+  }
+  std::vector<PackageSpec> Specs(const std::set<std::string>& keep = {}) {
+    std::vector<PackageSpec> out;
+    for (const auto& e : fs::directory_iterator(legacy_)) {
+      const std::string id = e.path().filename().string();
+      out.push_back({id, 1, e.path().string(), keep.count(id) > 0});
+    }
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.package_id < b.package_id; });
+    return out;
+  }
+  absl::StatusOr<ImportSummary> Import(const std::vector<PackageSpec>& specs, ImportMode mode,
+                                       ImportOptions options = {}) {
+    options.mode = mode;
+    if (options.jobs == 0) options.jobs = 3;
+    events_.clear();
+    return ImportPackages(*lib_, specs, options,
+                          [&](const ImportEvent& e) { events_.push_back(e); });
+  }
+  // Every file of `corpus` ({pkg/rel: bytes}) reads back through DataLib.
+  void ExpectReadsBack(const std::map<std::string, std::string>& corpus) {
+    std::map<std::string, contentlib::ContentRecord> records;
+    for (const auto& [path, data] : corpus) {
+      const std::string pkg = path.substr(0, path.find('/'));
+      const std::string rel = path.substr(path.find('/') + 1);
+      if (!records.count(pkg)) {
+        auto rec = lib_->Lookup({pkg, 1});
+        ASSERT_TRUE(rec.ok()) << rec.status();
+        records[pkg] = *rec;
+      }
+      const contentlib::FileRecord* found = nullptr;
+      for (const auto& f : records[pkg].files) {
+        if (f.rel_path == rel) found = &f;
+      }
+      ASSERT_NE(found, nullptr) << path;
+      EXPECT_EQ(found->size, data.size()) << path;
+      EXPECT_EQ(ReadFile(lib_->path() + "/" + contentlib::FileLibObject(ToHex(found->hash))), data)
+          << path;
+    }
+  }
+  static uint64_t UniqueBytes(const std::map<std::string, std::string>& corpus) {
+    std::set<std::string> seen;
+    uint64_t total = 0;
+    for (const auto& [_, data] : corpus) {
+      if (seen.insert(data).second) total += data.size();
+    }
+    return total;
+  }
+  static uint64_t TotalBytes(const std::map<std::string, std::string>& corpus) {
+    uint64_t total = 0;
+    for (const auto& [_, data] : corpus) total += data.size();
+    return total;
+  }
+  ino_t Inode(const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st.st_ino;
+  }
+  std::vector<ImportEvent> Of(const std::string& pkg) {
+    std::vector<ImportEvent> out;
+    for (const auto& e : events_) {
+      if (e.package_id == pkg) out.push_back(e);
+    }
+    return out;
+  }
+
+  dpr::testing::TempDir dir_;
+  std::string legacy_, content_;
+  std::unique_ptr<ContentLibrary> lib_;
+  std::vector<ImportEvent> events_;
+};
+
+TEST_F(ImporterTest, CopyModeStoresEachFileOnceAndRemovesLegacy) {
+  auto corpus = dpr::testing::MakeCorpus(legacy_, 6, 25, 200000);
+  auto summary = Import(Specs(), ImportMode::kCopy);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->packages_done, 6u);
+  EXPECT_EQ(summary->packages_failed, 0u);
+  EXPECT_EQ(summary->files, corpus.size());
+  EXPECT_EQ(summary->bytes_stored, UniqueBytes(corpus));
+  EXPECT_EQ(summary->bytes_stored + summary->bytes_deduplicated, TotalBytes(corpus));
+  EXPECT_TRUE(fs::is_empty(legacy_));
+  ExpectReadsBack(corpus);
+  auto verify = lib_->Verify();
+  ASSERT_OK(verify);
+  EXPECT_TRUE(verify->ok()) << verify->problems.front().path << ": "
+                            << verify->problems.front().detail;
+  EXPECT_EQ(verify->contents, 6u);
+}
+
+TEST_F(ImporterTest, LinkModeLinksTheLegacyInodes) {
+  MakeTree(legacy_ + "/ABC00001", {{"a.bin", std::string(5000, 'a')}, {"sub/b.bin", "bbb"}});
+  const ino_t a = Inode(legacy_ + "/ABC00001/a.bin");
+  auto summary = Import(Specs(), ImportMode::kLink);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  auto rec = lib_->Lookup({"ABC00001", 1});
+  ASSERT_OK(rec);
+  for (const auto& f : rec->files) {
+    if (f.rel_path == "a.bin") {
+      EXPECT_EQ(Inode(lib_->path() + "/" + contentlib::FileLibObject(ToHex(f.hash))), a);
+    }
+  }
+  EXPECT_FALSE(fs::exists(legacy_ + "/ABC00001"));
+  EXPECT_TRUE(lib_->Verify()->ok());
+}
+
+TEST_F(ImporterTest, KeptShareAndHardLinkedFilesAreCopiedNotLinked) {
+  MakeTree(legacy_ + "/ABC00001", {{"kept.bin", "kept bytes"}});
+  MakeTree(legacy_ + "/ABC00002", {{"linked.bin", "hard linked bytes"}});
+  ASSERT_EQ(::link((legacy_ + "/ABC00002/linked.bin").c_str(), (dir_ / "outside.bin").c_str()), 0);
+  const ino_t kept = Inode(legacy_ + "/ABC00001/kept.bin");
+  const ino_t linked = Inode(dir_ / "outside.bin");
+  auto summary = Import(Specs({"ABC00001"}), ImportMode::kLink);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->packages_done, 2u);
+  // The kept package share stays; the other legacy folder goes.
+  EXPECT_EQ(ReadFile(legacy_ + "/ABC00001/kept.bin"), "kept bytes");
+  EXPECT_FALSE(fs::exists(legacy_ + "/ABC00002"));
+  EXPECT_EQ(ReadFile(dir_ / "outside.bin"), "hard linked bytes");
+  for (const char* pkg : {"ABC00001", "ABC00002"}) {
+    auto rec = lib_->Lookup({pkg, 1});
+    ASSERT_OK(rec);
+    const ino_t object =
+        Inode(lib_->path() + "/" + contentlib::FileLibObject(ToHex(rec->files[0].hash)));
+    EXPECT_NE(object, kept);
+    EXPECT_NE(object, linked);
+  }
+  for (const auto& e : Of("ABC00001")) {
+    if (e.kind == ImportEvent::Kind::kPackageDone) {
+      EXPECT_FALSE(e.legacy_removed);
+    }
+  }
+}
+
+TEST_F(ImporterTest, RerunCopiesNothingAgain) {
+  auto corpus = dpr::testing::MakeCorpus(legacy_, 3, 10, 50000);
+  auto specs = Specs({"ABC00002"});
+  ASSERT_TRUE(Import(specs, ImportMode::kCopy).ok());
+  auto again = Import(specs, ImportMode::kCopy);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->packages_already, 3u);
+  EXPECT_EQ(again->bytes_stored, 0u);
+  EXPECT_EQ(again->bytes_read, 0u);
+  for (const auto& e : events_) {
+    EXPECT_EQ(e.kind, ImportEvent::Kind::kPackageDone);
+    EXPECT_TRUE(e.already_done);
+  }
+}
+
+TEST_F(ImporterTest, HostilePackageFailsAloneAndStaysUntouched) {
+  MakeTree(legacy_ + "/ABC00001", {{"good.bin", "one"}});
+  MakeTree(legacy_ + "/ABC00002", {{"fine.bin", "two"}});
+  dpr::testing::MakeFile(dir_ / "secret", "outside the package");
+  ASSERT_EQ(::symlink((dir_ / "secret").c_str(), (legacy_ + "/ABC00002/escape").c_str()), 0);
+  MakeTree(legacy_ + "/ABC00003", {{"good.bin", "three"}});
+  auto summary = Import(Specs(), ImportMode::kAuto);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->packages_done, 2u);
+  EXPECT_EQ(summary->packages_failed, 1u);
+  auto failed = Of("ABC00002");
+  ASSERT_FALSE(failed.empty());
+  EXPECT_EQ(failed.back().kind, ImportEvent::Kind::kPackageFailed);
+  EXPECT_THAT(std::string(failed.back().error.message()), HasSubstr("'escape'"));
+  EXPECT_EQ(ReadFile(legacy_ + "/ABC00002/fine.bin"), "two");
+  EXPECT_TRUE(fs::is_symlink(legacy_ + "/ABC00002/escape"));
+  EXPECT_EQ(ReadFile(dir_ / "secret"), "outside the package");
+  EXPECT_FALSE(lib_->IsCommitted({"ABC00002", 1}).value());
+  EXPECT_TRUE(lib_->IsCommitted({"ABC00003", 1}).value());
+  EXPECT_TRUE(lib_->Verify()->ok());
+}
+
+TEST_F(ImporterTest, BadPackageIdAndMissingFolderFailClearly) {
+  MakeTree(legacy_ + "/not-a-package", {{"x", "x"}});
+  auto summary = Import({{"not-a-package", 1, legacy_ + "/not-a-package", false},
+                         {"ABC00009", 1, legacy_ + "/ABC00009", false}},
+                        ImportMode::kCopy);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(summary->packages_failed, 2u);
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_THAT(std::string(events_[0].error.message()), HasSubstr("not a site code"));
+  EXPECT_THAT(std::string(events_[1].error.message()), HasSubstr("ABC00009"));
+  EXPECT_TRUE(fs::exists(legacy_ + "/not-a-package/x"));
+}
+
+TEST_F(ImporterTest, EventsTellEachPackagesStory) {
+  MakeTree(legacy_ + "/ABC00001", {{"a.bin", std::string(1000, 'a')}, {"b.bin", "bb"}});
+  MakeTree(legacy_ + "/ABC00002", {{"a-again.bin", std::string(1000, 'a')}});
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy, {.jobs = 1}).ok());
+  auto one = Of("ABC00001");
+  ASSERT_GE(one.size(), 3u);
+  EXPECT_EQ(one.front().kind, ImportEvent::Kind::kPackageStarted);
+  EXPECT_EQ(one.front().files_total, 2u);
+  EXPECT_EQ(one.front().bytes_total, 1002u);
+  EXPECT_EQ(one.back().kind, ImportEvent::Kind::kPackageDone);
+  EXPECT_EQ(one.back().files_done, 2u);
+  EXPECT_EQ(one.back().bytes_done, 1002u);
+  EXPECT_EQ(one.back().bytes_stored, 1002u);
+  EXPECT_EQ(one.back().content_id, "ABC00001.1");
+  EXPECT_TRUE(one.back().legacy_removed);
+  bool progressed = false;
+  for (const auto& e : one) progressed |= e.kind == ImportEvent::Kind::kPackageProgress;
+  EXPECT_TRUE(progressed);
+  auto two = Of("ABC00002");
+  EXPECT_EQ(two.back().bytes_deduplicated, 1000u);
+  EXPECT_EQ(two.back().bytes_stored, 0u);
+}
+
+TEST_F(ImporterTest, LinkModeAcrossFilesystemsIsRefusedAndAutoCopies) {
+  struct stat tmp {
+  }, shm{};
+  if (::stat("/dev/shm", &shm) != 0 || ::stat(dir_.path().c_str(), &tmp) != 0 ||
+      shm.st_dev == tmp.st_dev) {
+    GTEST_SKIP() << "no second filesystem at /dev/shm";
+  }
+  dpr::testing::TempDir other;  // still on TMPDIR; put the legacy folder in /dev/shm
+  const std::string shm_legacy = "/dev/shm/dprtest-legacy-" + std::to_string(::getpid());
+  MakeTree(shm_legacy + "/ABC00001", {{"a.bin", "a"}});
+  auto link = Import({{"ABC00001", 1, shm_legacy + "/ABC00001", false}}, ImportMode::kLink);
+  ASSERT_TRUE(link.ok());
+  EXPECT_EQ(link->packages_failed, 1u);
+  EXPECT_THAT(std::string(events_.back().error.message()), HasSubstr("one filesystem"));
+  auto autos = Import({{"ABC00001", 1, shm_legacy + "/ABC00001", false}}, ImportMode::kAuto);
+  ASSERT_TRUE(autos.ok());
+  EXPECT_EQ(autos->packages_done, 1u);
+  fs::remove_all(shm_legacy);
+}
+
+TEST_F(ImporterTest, RemoveContentKeepsSharedObjects) {
+  MakeTree(legacy_ + "/ABC00001", {{"shared.bin", "shared"}, {"own.bin", "only one"}});
+  MakeTree(legacy_ + "/ABC00002", {{"shared.bin", "shared"}});
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
+  ASSERT_OK(lib_->RemoveContent({"ABC00001", 1}));
+  EXPECT_FALSE(lib_->IsCommitted({"ABC00001", 1}).value());
+  EXPECT_FALSE(fs::exists(lib_->path() + "/PkgLib/ABC00001.INI"));
+  EXPECT_FALSE(fs::exists(lib_->path() + "/" + contentlib::FileLibObject(Sha256Hex("only one"))));
+  const std::string shared = lib_->path() + "/" + contentlib::FileLibObject(Sha256Hex("shared"));
+  EXPECT_EQ(ReadFile(shared), "shared");
+  EXPECT_THAT(ReadFile(shared + ".INI"), HasSubstr("ABC00002.1="));
+  EXPECT_THAT(ReadFile(shared + ".INI"), ::testing::Not(HasSubstr("ABC00001.1=")));
+  EXPECT_TRUE(lib_->Verify()->ok());
+}
+
+TEST_F(ImporterTest, VerifyNamesEveryKindOfDamage) {
+  MakeTree(legacy_ + "/ABC00001", {{"a.bin", "aaaa"}, {"b.bin", "bbbb"}, {"c.bin", "cccc"}});
+  MakeTree(legacy_ + "/ABC00002", {{"d.bin", "dddd"}});
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
+  const std::string lib = lib_->path() + "/";
+  auto obj = [&](std::string_view data) {
+    return lib + contentlib::FileLibObject(Sha256Hex(data));
+  };
+  dpr::testing::WriteFile(obj("aaaa"), "aaab");  // flipped byte
+  dpr::testing::WriteFile(obj("bbbb"), "bb");    // truncated
+  fs::remove(obj("cccc"));                       // missing
+  dpr::testing::WriteFile(obj("dddd") + ".INI", "[File]\r\nSize=4\r\n[Users]\r\nXYZ00001.1=\r\n");
+  auto result = lib_->Verify();
+  ASSERT_OK(result);
+  std::map<VerifyProblem::Kind, std::string> found;
+  for (const auto& p : result->problems) found[p.kind] += p.path + ";";
+  EXPECT_THAT(found[VerifyProblem::Kind::kHashMismatch], HasSubstr(Sha256Hex("aaaa")));
+  EXPECT_THAT(found[VerifyProblem::Kind::kSizeMismatch], HasSubstr(Sha256Hex("bbbb")));
+  EXPECT_THAT(found[VerifyProblem::Kind::kMissingObject], HasSubstr(Sha256Hex("cccc")));
+  EXPECT_THAT(found[VerifyProblem::Kind::kDanglingReference], HasSubstr(Sha256Hex("dddd")));
+  EXPECT_THAT(found[VerifyProblem::Kind::kMissingReference], HasSubstr(Sha256Hex("dddd")));
+  // Without re-hashing, the flipped byte goes unseen but references do not.
+  auto quick = lib_->Verify(/*rehash=*/false);
+  ASSERT_OK(quick);
+  for (const auto& p : quick->problems) EXPECT_NE(p.kind, VerifyProblem::Kind::kHashMismatch);
+  EXPECT_FALSE(quick->ok());
+}
+
+TEST_F(ImporterTest, OpenSweepsTempsLeftByACrash) {
+  MakeTree(legacy_ + "/ABC00001", {{"a.bin", "a"}});
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
+  dpr::testing::MakeFile(lib_->path() + "/FileLib/.stage.dprtmp.1.2", "half");
+  fs::create_directories(lib_->path() + "/DataLib/.ABC00002.1.dprtmp.1.3/sub");
+  dpr::testing::MakeFile(
+      lib_->path() + "/FileLib/" + Sha256Hex("a").substr(0, 4) + "/.x.INI.dprtmp.1.4", "");
+  Reopen();
+  EXPECT_FALSE(fs::exists(lib_->path() + "/FileLib/.stage.dprtmp.1.2"));
+  EXPECT_FALSE(fs::exists(lib_->path() + "/DataLib/.ABC00002.1.dprtmp.1.3"));
+  EXPECT_FALSE(
+      fs::exists(lib_->path() + "/FileLib/" + Sha256Hex("a").substr(0, 4) + "/.x.INI.dprtmp.1.4"));
+  EXPECT_TRUE(lib_->Verify()->ok());
+}
+
+}  // namespace
+}  // namespace dpr::importer
