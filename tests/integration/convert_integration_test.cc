@@ -1,0 +1,112 @@
+// dp-agent convert and verify as an admin runs them offline: a generated
+// corpus is converted, verify passes, every legacy file's bytes read back
+// from FileLib under the name DataLib gives it, and a flipped byte makes
+// verify fail naming the object.
+#include <filesystem>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/test_support.h"
+#include "tests/support/tree_fixture.h"
+
+namespace dpr {
+namespace {
+
+using ::dpr::testing::ReadFile;
+using ::dpr::testing::RunCommand;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+std::string Agent() { return testing::BinDir() + "/dp-agent"; }
+
+std::map<std::string, std::string> ParseIni(const std::string& text) {
+  std::map<std::string, std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find("\r\n", pos);
+    std::string line = text.substr(pos, eol - pos);
+    pos = eol == std::string::npos ? text.size() : eol + 2;
+    auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+TEST(ConvertIntegrationTest, ConvertVerifyAndReadBack) {
+  testing::TempDir dir;
+  const std::string legacy = dir / "SMSPKGD$";
+  auto corpus = testing::MakeCorpus(legacy, 12, 30, 300000, /*seed=*/7);
+  testing::WriteFile(dir / "packages.txt", "# id version [keep]\n");
+  {
+    std::string list;
+    for (const auto& e : fs::directory_iterator(legacy)) {
+      const std::string id = e.path().filename().string();
+      list += id + " 3" + (id == "ABC00004" ? " keep\n" : "\n");
+    }
+    testing::WriteFile(dir / "packages.txt", list);
+  }
+  auto r =
+      RunCommand({Agent(), "convert", "--legacy-root", legacy, "--content-root", dir / "content",
+                  "--packages", dir / "packages.txt", "--jobs", "2", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto summary = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(summary["packages_done"], 12);
+  EXPECT_EQ(summary["files"], corpus.size());
+
+  r = RunCommand({Agent(), "verify", "--content-root", dir / "content"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("ok: 12 packages, 12 contents"));
+
+  const std::string lib = dir / "content/SCCMContentLib";
+  for (const auto& [path, data] : corpus) {
+    const std::string pkg = path.substr(0, path.find('/'));
+    const std::string rel = path.substr(path.find('/') + 1);
+    auto ini = ParseIni(ReadFile(lib + "/DataLib/" + pkg + ".3/" + rel + ".INI"));
+    const std::string hash = ini["Hash"];
+    ASSERT_EQ(hash.size(), 64u) << path;
+    EXPECT_EQ(ini["Size"], std::to_string(data.size()));
+    EXPECT_EQ(ReadFile(lib + "/FileLib/" + hash.substr(0, 4) + "/" + hash), data) << path;
+  }
+  auto pkglib = ParseIni(ReadFile(lib + "/PkgLib/ABC00001.INI"));
+  EXPECT_EQ(pkglib["Version"], "3");
+  EXPECT_TRUE(pkglib.count("ABC00001.3"));
+  // Only the kept package share is left of the legacy tree.
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(legacy)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"ABC00004"});
+
+  // A flipped byte is found and named.
+  const std::string first =
+      corpus.begin()->second.empty() ? std::next(corpus.begin())->first : corpus.begin()->first;
+  const std::string pkg = first.substr(0, first.find('/'));
+  auto ini = ParseIni(
+      ReadFile(lib + "/DataLib/" + pkg + ".3/" + first.substr(first.find('/') + 1) + ".INI"));
+  const std::string object = lib + "/FileLib/" + ini["Hash"].substr(0, 4) + "/" + ini["Hash"];
+  std::string bytes = ReadFile(object);
+  bytes[bytes.size() / 2] ^= 0x01;
+  testing::WriteFile(object, bytes);
+  r = RunCommand({Agent(), "verify", "--content-root", dir / "content", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("hash-mismatch"));
+  EXPECT_THAT(r.output, HasSubstr(ini["Hash"]));
+}
+
+TEST(ConvertIntegrationTest, UsageErrorsExitTwoAndMissingLibraryExitsOne) {
+  testing::TempDir dir;
+  auto r = RunCommand({Agent(), "convert", "--legacy-root", dir.path(), "--content-root", dir / "c",
+                       "--mode", "teleport"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("unknown mode 'teleport'"));
+  testing::WriteFile(dir / "p.txt", "ABC00001 one\n");
+  r = RunCommand({Agent(), "convert", "--legacy-root", dir.path(), "--content-root", dir / "c",
+                  "--packages", dir / "p.txt"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("p.txt:1: bad source version 'one'"));
+  r = RunCommand({Agent(), "verify", "--content-root", dir / "nothing-here"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("no content library"));
+}
+
+}  // namespace
+}  // namespace dpr
