@@ -233,11 +233,29 @@ absl::StatusOr<bool> ContentLibrary::LinkObject(int src_fd, const Sha256Digest& 
   return true;
 }
 
-absl::Status ContentLibrary::AddUser(const Sha256Digest& hash, uint64_t size,
-                                     const ContentId& user) {
-  const std::string hex = ToHex(hash);
-  const std::string ini_path = FileLibIni(hex);
-  std::lock_guard<std::mutex> lock(ObjectLock(hash));
+absl::StatusOr<std::string> ContentLibrary::StageFile(const std::string& rel,
+                                                      const std::string& data) {
+  const size_t slash = rel.rfind('/');
+  const std::string tmp = NextTempName(rel.substr(0, slash), rel.substr(slash + 1));
+  ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  ScopedFd f(fs_, fd);
+  absl::Status s = fs_->PWriteAll(fd, data.data(), data.size(), 0);
+  if (s.ok()) s = f.Close();
+  if (!s.ok()) {
+    f.Reset();
+    (void)fs_->UnlinkAt(lib_fd_, tmp, 0);
+    return s;
+  }
+  return tmp;
+}
+
+absl::Status ContentLibrary::PublishFile(const std::string& staged, const std::string& rel) {
+  return fs_->RenameAt(lib_fd_, staged, lib_fd_, rel);
+}
+
+absl::StatusOr<std::optional<std::string>> ContentLibrary::FileLibIniWithUsers(
+    const Sha256Digest& hash, uint64_t size, const std::vector<ContentId>& users) {
+  const std::string ini_path = FileLibIni(ToHex(hash));
   ASSIGN_OR_RETURN(auto text, ReadSmallFile(ini_path));
   IniFile ini;
   if (text.has_value()) {
@@ -245,13 +263,38 @@ absl::Status ContentLibrary::AddUser(const Sha256Digest& hash, uint64_t size,
     // A damaged list is rebuilt from what we know; verify reports lost users.
     if (parsed.ok()) ini = std::move(*parsed);
   }
-  const std::string id = user.ToString();
-  if (ini.Get("File", "Size") == std::to_string(size) && ini.Get("Users", id).has_value()) {
-    return absl::OkStatus();
-  }
+  bool changed = ini.Get("File", "Size") != std::to_string(size);
   RETURN_IF_ERROR(ini.Set("File", "Size", std::to_string(size)));
-  RETURN_IF_ERROR(ini.Set("Users", id, ""));
-  return WriteSmallFile(ini_path, ini.Serialize(), /*durable=*/false);
+  ini.AddSection("Users");
+  for (const auto& u : users) {
+    if (ini.Get("Users", u.ToString()).has_value()) continue;
+    RETURN_IF_ERROR(ini.Set("Users", u.ToString(), ""));
+    changed = true;
+  }
+  if (!changed) return std::optional<std::string>();
+  return std::optional<std::string>(ini.Serialize());
+}
+
+absl::StatusOr<std::string> ContentLibrary::PkgLibIniWith(const std::string& package_id,
+                                                          const std::vector<uint32_t>& versions) {
+  const std::string path = PkgLibIni(package_id);
+  ASSIGN_OR_RETURN(auto text, ReadSmallFile(path));
+  IniFile ini;
+  if (text.has_value()) {
+    ASSIGN_OR_RETURN(ini, IniFile::Parse(*text, path));
+  }
+  uint32_t newest = 0;
+  for (uint32_t v : versions) {
+    ASSIGN_OR_RETURN(ContentId id, MakeContentId(package_id, v));
+    RETURN_IF_ERROR(ini.Set("Packages", id.ToString(), ""));
+    newest = std::max(newest, v);
+  }
+  RETURN_IF_ERROR(ini.Set("Info", "Version", std::to_string(newest)));
+  return ini.Serialize();
+}
+
+std::string ContentLibrary::DataLibIniText(const ContentRecord& content) {
+  return "[Info]\r\nHash=" + content.content_hash + "\r\n";
 }
 
 absl::StatusOr<std::string> ContentLibrary::StageContent(const ContentRecord& content) {
@@ -287,37 +330,20 @@ absl::StatusOr<std::string> ContentLibrary::StageContent(const ContentRecord& co
   return tmp;
 }
 
-absl::Status ContentLibrary::PublishContent(const ContentRecord& content,
-                                            const std::string& staged_dir) {
-  const std::string target = DataLibDir(content.id);
+absl::Status ContentLibrary::PublishContentTree(const ContentId& id,
+                                                const std::string& staged_dir) {
+  const std::string target = DataLibDir(id);
   absl::Status s = fs_->RenameAt(lib_fd_, staged_dir, lib_fd_, target, RENAME_NOREPLACE);
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     // A tree from an interrupted run: swap atomically, then drop the old one.
     RETURN_IF_ERROR(fs_->RenameAt(lib_fd_, staged_dir, lib_fd_, target, RENAME_EXCHANGE));
-    RETURN_IF_ERROR(RemoveTree(fs_, lib_fd_, staged_dir));
-  } else {
-    RETURN_IF_ERROR(s);
+    return RemoveTree(fs_, lib_fd_, staged_dir);
   }
-  IniFile ini;
-  RETURN_IF_ERROR(ini.Set("Info", "Hash", content.content_hash));
-  return WriteSmallFile(DataLibIni(content.id), ini.Serialize(), /*durable=*/false);
+  return s;
 }
 
 absl::Status ContentLibrary::RemoveStagedContent(const std::string& staged_dir) {
   return RemoveTree(fs_, lib_fd_, staged_dir);
-}
-
-absl::Status ContentLibrary::CommitPackage(const ContentId& id) {
-  const std::string path = PkgLibIni(id.package_id);
-  std::lock_guard<std::mutex> lock(pkglib_lock_);
-  ASSIGN_OR_RETURN(auto text, ReadSmallFile(path));
-  IniFile ini;
-  if (text.has_value()) {
-    ASSIGN_OR_RETURN(ini, IniFile::Parse(*text, path));
-  }
-  RETURN_IF_ERROR(ini.Set("Packages", id.ToString(), ""));
-  RETURN_IF_ERROR(ini.Set("Info", "Version", std::to_string(id.version)));
-  return WriteSmallFile(path, ini.Serialize(), /*durable=*/false);
 }
 
 absl::StatusOr<bool> ContentLibrary::IsCommitted(const ContentId& id) {
@@ -452,7 +478,7 @@ absl::Status ContentLibrary::RemoveContent(const ContentId& id) {
           if (auto c = ParseContentId(e.key); c.ok()) newest = std::max(newest, c->version);
         }
         RETURN_IF_ERROR(ini.Set("Info", "Version", std::to_string(newest)));
-        RETURN_IF_ERROR(WriteSmallFile(path, ini.Serialize(), false));
+        RETURN_IF_ERROR(WriteSmallFile(path, ini.Serialize(), /*durable=*/true));
       }
     }
   }
@@ -478,7 +504,7 @@ absl::Status ContentLibrary::RemoveContent(const ContentId& id) {
       s = fs_->UnlinkAt(lib_fd_, FileLibIni(hex), 0);
       if (!s.ok() && !absl::IsNotFound(s)) return s;
     } else {
-      RETURN_IF_ERROR(WriteSmallFile(FileLibIni(hex), ini.Serialize(), false));
+      RETURN_IF_ERROR(WriteSmallFile(FileLibIni(hex), ini.Serialize(), /*durable=*/true));
     }
   }
   return Sync();

@@ -1,10 +1,11 @@
 // The single-instance content library on disk (layout in library_layout.h).
 // No gRPC here. All I/O goes through a FileSystem so tests can inject faults.
 //
-// Durability contract: the mutating calls below do not sync on their own.
-// The caller (the importer) batches: stage objects and DataLib trees, Sync(),
-// publish them, Sync(), commit packages in PkgLib, Sync(), and only then
-// removes legacy files. Each method states what must already be durable.
+// Durability contract: the staging and publishing calls below do not sync
+// on their own. The caller (the importer) batches: stage bytes, Sync(), then
+// publish by rename, so a final name never points at bytes that are not yet
+// durable; PkgLib is published last, and legacy files go after that is
+// synced. Each method states what must already be durable.
 // A crash at any point leaves no partial object under a final name: bytes
 // are staged under temp names (kTempInfix) that Open() sweeps away.
 //
@@ -103,22 +104,33 @@ class ContentLibrary {
   // Hard-links the open, durable file `src_fd` as the object `hash`; returns
   // whether it is new (false: an object was already there and is kept).
   absl::StatusOr<bool> LinkObject(int src_fd, const Sha256Digest& hash);
-  // Adds `user` to the object's reference list (creating the INI). The
-  // object must exist. Idempotent.
-  absl::Status AddUser(const Sha256Digest& hash, uint64_t size, const ContentId& user);
+  // --- small files (INIs), staged then published ---------------------------
+  // Writes `data` to a temp file beside `rel` and returns its name. Publish
+  // it with PublishFile after a Sync(), so the bytes are durable before the
+  // final name can point at them (a rename over an old INI must never leave
+  // an empty one after power loss).
+  absl::StatusOr<std::string> StageFile(const std::string& rel, const std::string& data);
+  absl::Status PublishFile(const std::string& staged, const std::string& rel);
+
+  // The reference list of object `hash` with `users` added, or nullopt when
+  // it already lists them all. The object must exist.
+  absl::StatusOr<std::optional<std::string>> FileLibIniWithUsers(
+      const Sha256Digest& hash, uint64_t size, const std::vector<ContentId>& users);
+  // PkgLib/<package>.INI naming `versions` besides what it already names,
+  // the newest as the current [Info] Version.
+  absl::StatusOr<std::string> PkgLibIniWith(const std::string& package_id,
+                                            const std::vector<uint32_t>& versions);
+  static std::string DataLibIniText(const ContentRecord& content);
 
   // --- contents --------------------------------------------------------------
   // Writes DataLib/<id>/ (per-file INIs) under a temp name. Publish it with
-  // PublishContent after a Sync().
+  // PublishContentTree after a Sync().
   absl::StatusOr<std::string> StageContent(const ContentRecord& content);
-  // Renames the staged tree into place (replacing a stale one from an
-  // interrupted run) and writes DataLib/<id>.INI.
-  absl::Status PublishContent(const ContentRecord& content, const std::string& staged_dir);
+  // Renames the staged tree into place, replacing a stale one left by an
+  // interrupted run.
+  absl::Status PublishContentTree(const ContentId& id, const std::string& staged_dir);
   // Removes a staged DataLib tree that will not be published.
   absl::Status RemoveStagedContent(const std::string& staged_dir);
-  // PkgLib/<pkg>.INI names the content and makes it the current version.
-  // Precondition: the content and every object it uses are durable.
-  absl::Status CommitPackage(const ContentId& id);
   // Whether PkgLib names the content and DataLib holds its INI.
   absl::StatusOr<bool> IsCommitted(const ContentId& id);
   // Reads a content back from DataLib; NotFound if absent.

@@ -49,6 +49,7 @@ struct PackageState {
   uint64_t bytes_stored = 0, bytes_dedup = 0, bytes_copied = 0;
   Clock::time_point last_progress{};
   std::string staged_content;
+  contentlib::ContentRecord record;  // set by Finalize
 };
 
 struct Task {
@@ -424,13 +425,26 @@ absl::Status Importer::Finalize(std::unique_ptr<PackageState> pkg) {
     return SpaceError(staged.status());
   }
   pkg->staged_content = *staged;
+  rec.files.clear();  // only the id and content hash are needed from here on
+  rec.dirs.clear();
+  pkg->record = std::move(rec);
   batch_.push_back(std::move(pkg));
   return absl::OkStatus();
 }
 
+// Publishes a batch so that no final name ever points at bytes that are not
+// yet durable, and legacy files go only once their package is committed:
+//   sync   staged objects and DataLib trees
+//   rename objects into FileLib; stage every INI as a temp file
+//   sync
+//   rename reference lists, DataLib trees and DataLib INIs into place
+//   sync
+//   rename PkgLib INIs (the commit)
+//   sync
+//   remove legacy files
 absl::Status Importer::Flush() {
   if (batch_.empty() && pending_.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));  // staged bytes and DataLib trees durable
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
   for (auto& [hash, obj] : pending_) {
     if (obj.users == 0) {  // only failed packages wanted it
       if (!obj.staged.empty()) {
@@ -444,27 +458,54 @@ absl::Status Importer::Flush() {
     if (!obj.staged.empty()) RETURN_IF_ERROR(lib_.PublishStaged(obj.staged, hash).status());
   }
   pending_.clear();
+
+  // One reference-list rewrite per object for the whole batch.
+  struct Users {
+    uint64_t size = 0;
+    std::vector<ContentId> ids;
+  };
+  std::map<Sha256Digest, Users> users;
+  std::map<std::string, std::vector<uint32_t>> versions;
   for (auto& pkg : batch_) {
-    std::set<Sha256Digest> done;
     for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
-      const Sha256Digest& h = pkg->results[i].hash;
-      if (!done.insert(h).second) continue;
-      RETURN_IF_ERROR(SpaceError(lib_.AddUser(h, pkg->tree.files[i].size, pkg->id)));
+      Users& u = users[pkg->results[i].hash];
+      u.size = pkg->tree.files[i].size;
+      if (u.ids.empty() || !(u.ids.back() == pkg->id)) u.ids.push_back(pkg->id);
     }
-    contentlib::ContentRecord rec;  // only id and hash are needed to publish
-    rec.id = pkg->id;
-    std::vector<contentlib::HashedFile> hashed;
-    std::vector<std::string> dirs;
-    for (size_t i = 1; i < pkg->tree.dirs.size(); ++i) dirs.push_back(pkg->tree.dirs[i].rel);
-    for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
-      hashed.push_back({pkg->tree.files[i].rel, pkg->results[i].hash});
-    }
-    ASSIGN_OR_RETURN(rec.content_hash, contentlib::ComputeContentHash(dirs, hashed));
-    RETURN_IF_ERROR(SpaceError(lib_.PublishContent(rec, pkg->staged_content)));
+    versions[pkg->id.package_id].push_back(pkg->id.version);
   }
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));  // objects, lists and contents durable
-  for (auto& pkg : batch_) RETURN_IF_ERROR(SpaceError(lib_.CommitPackage(pkg->id)));
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));  // commits durable: legacy may go now
+  std::vector<std::pair<std::string, std::string>> staged;  // temp -> final
+  for (const auto& [hash, u] : users) {
+    ASSIGN_OR_RETURN(auto text, lib_.FileLibIniWithUsers(hash, u.size, u.ids));
+    if (!text.has_value()) continue;
+    const std::string rel = contentlib::FileLibIni(ToHex(hash));
+    auto tmp = lib_.StageFile(rel, *text);
+    if (!tmp.ok()) return SpaceError(tmp.status());
+    staged.emplace_back(*tmp, rel);
+  }
+  for (auto& pkg : batch_) {
+    const std::string rel = contentlib::DataLibIni(pkg->id);
+    auto tmp = lib_.StageFile(rel, ContentLibrary::DataLibIniText(pkg->record));
+    if (!tmp.ok()) return SpaceError(tmp.status());
+    staged.emplace_back(*tmp, rel);
+  }
+  std::vector<std::pair<std::string, std::string>> commits;
+  for (const auto& [package_id, vs] : versions) {
+    ASSIGN_OR_RETURN(std::string text, lib_.PkgLibIniWith(package_id, vs));
+    const std::string rel = contentlib::PkgLibIni(package_id);
+    auto tmp = lib_.StageFile(rel, text);
+    if (!tmp.ok()) return SpaceError(tmp.status());
+    commits.emplace_back(*tmp, rel);
+  }
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
+  for (auto& pkg : batch_) {
+    RETURN_IF_ERROR(lib_.PublishContentTree(pkg->id, pkg->staged_content));
+    pkg->staged_content.clear();
+  }
+  for (const auto& [tmp, rel] : staged) RETURN_IF_ERROR(lib_.PublishFile(tmp, rel));
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
+  for (const auto& [tmp, rel] : commits) RETURN_IF_ERROR(lib_.PublishFile(tmp, rel));
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
   for (auto& pkg : batch_) {
     bool removed = false;
     if (!pkg->spec.keep_package_share) RemoveLegacy(*pkg, &removed);
