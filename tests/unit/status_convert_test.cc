@@ -15,11 +15,6 @@ TEST(StatusConvertTest, RoundTripsEveryCode) {
   }
 }
 
-TEST(StatusConvertTest, UnknownGrpcCodeBecomesUnknown) {
-  grpc::Status g(static_cast<grpc::StatusCode>(99), "odd");
-  EXPECT_EQ(FromGrpcStatus(g).code(), absl::StatusCode::kUnknown);
-}
-
 TEST(StatusConvertTest, ProtoErrorCarriesCause) {
   auto e = ToProtoError(absl::ResourceExhaustedError(
                             "package 'ABC00001': write 'FileLib/1A2B/x': No space left on device"),
