@@ -89,7 +89,7 @@ absl::StatusOr<std::unique_ptr<ContentLibrary>> ContentLibrary::Open(FileSystem*
   }
   ASSIGN_OR_RETURN(int fd, fs->OpenAt(AT_FDCWD, path, O_RDONLY | O_DIRECTORY));
   std::unique_ptr<ContentLibrary> lib(new ContentLibrary(fs, path, fd));
-  RETURN_IF_ERROR(Annotate(lib->SweepTemps(), fmt::format("sweep temp files in '{}'", path)));
+  RETURN_IF_ERROR(Annotate(lib->RemoveTempFiles(), fmt::format("sweep temp files in '{}'", path)));
   RETURN_IF_ERROR(lib->Sync());
   return lib;
 }
@@ -105,7 +105,7 @@ absl::StatusOr<std::unique_ptr<ContentLibrary>> ContentLibrary::OpenExisting(
   return std::unique_ptr<ContentLibrary>(new ContentLibrary(fs, path, *fd));
 }
 
-absl::Status ContentLibrary::SweepTemps() {
+absl::Status ContentLibrary::RemoveTempFiles() {
   for (const char* top : {kPkgLib, kDataLib, kFileLib}) {
     ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
     ScopedFd dir(fs_, fd);

@@ -143,6 +143,10 @@ class ContentLibrary {
 
   absl::Status Sync();
   absl::Status FsyncPath(const std::string& rel);
+  // Removes every temp file and folder (kTempInfix) in the library. Only
+  // safe while nothing else writes to it (Open does it; so does a failed
+  // import).
+  absl::Status RemoveTempFiles();
 
   // Re-hashes every object (when `rehash`) and checks every cross-reference.
   absl::StatusOr<VerifyResult> Verify(bool rehash = true);
@@ -150,7 +154,6 @@ class ContentLibrary {
  private:
   ContentLibrary(FileSystem* fs, std::string path, int lib_fd);
   absl::Status EnsureObjectDir(std::string_view hash_hex);
-  absl::Status SweepTemps();
   absl::Status WriteSmallFile(const std::string& rel, const std::string& data, bool durable);
   absl::StatusOr<std::optional<std::string>> ReadSmallFile(const std::string& rel);
   std::mutex& ObjectLock(const Sha256Digest& hash) { return object_locks_[hash[0]]; }

@@ -636,6 +636,9 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
         (void)lib_.RemoveStagedContent(pkg->staged_content);
       }
     }
+    // And any INI staged by an interrupted Flush. Nothing else writes to
+    // the library during an import.
+    (void)lib_.RemoveTempFiles();
     return status;
   }
   summary_.seconds = std::chrono::duration<double>(Clock::now() - start).count();

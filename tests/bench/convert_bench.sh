@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Benchmark of dp-agent convert against two references, in the same run on
+# the same filesystem (ISSUE 3): `cp -r` of the legacy tree, and
+# `find | xargs -P2 openssl dgst -sha256` over it. Runs are interleaved
+# (A B C A B C ...) and medians reported, as TOOLCHAIN.md advises.
+#
+# Usage: tests/bench/convert_bench.sh [--size 2G] [--rounds 3] [--dir DIR] [--jobs N]
+#   --dir DIR   work there (default: a fresh loop-mounted ext4 when run as
+#               root, else a temp folder; the root filesystem is noisy for
+#               file-creating workloads)
+# Needs: build/bin/dp-agent, ../shared/bench/make-corpus.sh, openssl, GNU time.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${BUILD_DIR:-$ROOT/build}/bin
+SIZE=2G ROUNDS=3 DIR="" JOBS=$(nproc)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size) SIZE=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --dir) DIR=$2; shift ;;
+    --jobs) JOBS=$2; shift ;;
+    *) echo "convert_bench.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+  shift
+done
+GEN="$ROOT/../shared/bench/make-corpus.sh"
+[ -x "$BIN/dp-agent" ] || { echo "build first (deploy/build.sh)" >&2; exit 2; }
+[ -f "$GEN" ] || { echo "missing $GEN" >&2; exit 2; }
+
+MOUNTED=""
+cleanup() {
+  if [ -n "$MOUNTED" ]; then umount "$MOUNTED" || true; rm -f "$MOUNTED.img"; rmdir "$MOUNTED" || true; fi
+}
+trap cleanup EXIT
+if [ -z "$DIR" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    DIR=$(mktemp -d /tmp/dpr-bench.XXXXXX)
+    truncate -s 12G "$DIR.img" && mkfs.ext4 -q -F "$DIR.img" && mount -o loop "$DIR.img" "$DIR"
+    MOUNTED=$DIR
+  else
+    DIR=$(mktemp -d /tmp/dpr-bench.XXXXXX)
+  fi
+fi
+echo "bench: $SIZE corpus in $DIR ($(df -T "$DIR" | awk 'NR==2{print $2}')), jobs=$JOBS, rounds=$ROUNDS"
+[ -d "$DIR/corpus" ] || bash "$GEN" "$DIR/corpus" "$SIZE" --no-manifest >/dev/null
+python3 -c "import json;s=json.load(open('$DIR/corpus.stats.json'));print('corpus: %d files, %d packages, %.0f MiB, %.0f MiB unique (dedup ratio %.3f)'%(s['files'],s['packages'],s['bytes']/2**20,s['unique_bytes']/2**20,s['dedup_ratio']))"
+
+now() { date +%s.%N; }
+secs() { python3 -c "print('%.3f' % ($2 - $1))"; }
+declare -a CP CPS DGST COPY LINK RSS_COPY RSS_LINK
+for r in $(seq 1 "$ROUNDS"); do
+  for mode in copy link; do
+    rm -rf "$DIR/legacy" "$DIR/content"; sync; sleep 2
+    t0=$(now); cp -r "$DIR/corpus" "$DIR/legacy"; t1=$(now); sync; t2=$(now)
+    if [ "$mode" = copy ]; then CP+=("$(secs "$t0" "$t1")"); CPS+=("$(secs "$t0" "$t2")"); fi
+    if [ "$mode" = copy ]; then
+      sleep 2
+      t0=$(now)
+      (cd "$DIR/legacy" && find . -type f -print0 | xargs -0 -P2 -n256 openssl dgst -sha256 >/dev/null)
+      t1=$(now); DGST+=("$(secs "$t0" "$t1")")
+    fi
+    sleep 2
+    t0=$(now)
+    /usr/bin/time -f '%M' -o "$DIR/rss" "$BIN/dp-agent" convert --legacy-root "$DIR/legacy" \
+      --content-root "$DIR/content" --mode "$mode" --jobs "$JOBS" -o json > "$DIR/summary.json"
+    t1=$(now)
+    if [ "$mode" = copy ]; then COPY+=("$(secs "$t0" "$t1")"); RSS_COPY+=("$(cat "$DIR/rss")");
+    else LINK+=("$(secs "$t0" "$t1")"); RSS_LINK+=("$(cat "$DIR/rss")"); fi
+    echo "round $r $mode: $(cat "$DIR/summary.json")"
+  done
+done
+"$BIN/dp-agent" verify --content-root "$DIR/content" | tail -1
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+mcp=$(median "${CP[@]}"); mcps=$(median "${CPS[@]}"); md=$(median "${DGST[@]}"); mc=$(median "${COPY[@]}"); ml=$(median "${LINK[@]}")
+rc=$(median "${RSS_COPY[@]}"); rl=$(median "${RSS_LINK[@]}")
+echo
+echo "cp -r                     median ${mcp}s   runs: ${CP[*]}"
+echo "cp -r + sync              median ${mcps}s   runs: ${CPS[*]}"
+echo "openssl dgst -P2          median ${md}s   runs: ${DGST[*]}"
+echo "dp-agent convert copy     median ${mc}s   runs: ${COPY[*]}   peak RSS $((rc / 1024)) MiB"
+echo "dp-agent convert link     median ${ml}s   runs: ${LINK[*]}   peak RSS $((rl / 1024)) MiB"
+python3 -c "print('ratios: copy/cp = %.2f (target <= 1.5; %.2f against cp -r + sync), link/dgst = %.2f (target <= 1.5)' % ($mc/$mcp, $mc/$mcps, $ml/$md))"

@@ -1,0 +1,209 @@
+// The importer's promises under faults, through the fault-injecting
+// filesystem: a crash at every mutating call followed by power loss (both
+// models) leaves each legacy file either untouched or durably in the
+// library, and a re-run completes with a clean verify; ENOSPC, a failed
+// rename and a failed sync stop the run with a clear error, leave no temp
+// file and no legacy file touched, and a later run succeeds.
+#include <filesystem>
+#include <set>
+
+#include "agent/contentlib/content_library.h"
+#include "agent/importer/importer.h"
+#include "common/fs/durable_file.h"
+#include "fmt/format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/fault_file_system.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_support.h"
+#include "tests/support/tree_fixture.h"
+
+namespace dpr::importer {
+namespace {
+
+using contentlib::ContentLibrary;
+using ::dpr::testing::FaultFileSystem;
+using ::dpr::testing::ReadFile;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+using Model = FaultFileSystem::PowerLossModel;
+
+// Four small packages: shared files across them, an empty file, a nested
+// folder, and one package that keeps its package share.
+const std::map<std::string, std::string>& Fixture() {
+  static const auto* files = new std::map<std::string, std::string>{
+      {"ABC00001/setup.exe", "setup bytes"},
+      {"ABC00001/x64/shared.dll", "shared between packages"},
+      {"ABC00001/empty.txt", ""},
+      {"ABC00002/shared.dll", "shared between packages"},
+      {"ABC00002/data/big.cab", std::string(300000, 'c')},
+      {"ABC00003/kept.msi", "kept package share"},
+      {"ABC00004/readme.txt", "setup bytes"},
+  };
+  return *files;
+}
+
+class Site {
+ public:
+  Site() {
+    legacy_ = dir_ / "legacy";
+    content_ = dir_ / "content";
+    fs::create_directories(dir_ / "scratch");
+    dpr::testing::MakeTree(legacy_, Fixture());
+  }
+  std::vector<PackageSpec> Specs() const {
+    std::vector<PackageSpec> out;
+    for (const char* id : {"ABC00001", "ABC00002", "ABC00003", "ABC00004"}) {
+      out.push_back({id, 1, legacy_ + "/" + id, std::string(id) == "ABC00003"});
+    }
+    return out;
+  }
+  absl::StatusOr<ImportSummary> Import(FileSystem* fs, ImportMode mode) {
+    auto lib = ContentLibrary::Open(fs, content_);
+    if (!lib.ok()) return lib.status();
+    return ImportPackages(**lib, Specs(), {.mode = mode, .jobs = 2}, nullptr);
+  }
+  // Each legacy file is intact where its package is not committed, and
+  // readable from the library where it is.
+  void CheckNothingLost(const std::string& when) {
+    auto lib = ContentLibrary::OpenExisting(PosixFileSystem(), content_);
+    for (const auto& [path, data] : Fixture()) {
+      const std::string pkg = path.substr(0, path.find('/'));
+      const std::string rel = path.substr(path.find('/') + 1);
+      bool committed = lib.ok() && (*lib)->IsCommitted({pkg, 1}).value_or(false);
+      if (!committed) {
+        EXPECT_EQ(ReadFile(legacy_ + "/" + path), data) << when << ": legacy " << path;
+        EXPECT_TRUE(fs::exists(legacy_ + "/" + path)) << when << ": legacy " << path;
+        continue;
+      }
+      auto rec = (*lib)->Lookup({pkg, 1});
+      ASSERT_TRUE(rec.ok()) << when << ": " << rec.status();
+      bool found = false;
+      for (const auto& f : rec->files) {
+        if (f.rel_path != rel) continue;
+        found = true;
+        EXPECT_EQ(ReadFile((*lib)->path() + "/" + contentlib::FileLibObject(ToHex(f.hash))), data)
+            << when << ": library " << path;
+      }
+      EXPECT_TRUE(found) << when << ": " << path << " missing from DataLib";
+    }
+  }
+  void CheckNoTemps(const std::string& when) {
+    if (!fs::exists(content_)) return;
+    for (const auto& e : fs::recursive_directory_iterator(content_)) {
+      EXPECT_FALSE(IsTempName(e.path().filename().string())) << when << ": " << e.path();
+    }
+  }
+  void CheckFinished(const std::string& when) {
+    auto lib = ContentLibrary::OpenExisting(PosixFileSystem(), content_);
+    ASSERT_TRUE(lib.ok()) << when;
+    auto v = (*lib)->Verify();
+    ASSERT_TRUE(v.ok()) << when;
+    for (const auto& p : v->problems) ADD_FAILURE() << when << ": " << p.path << ": " << p.detail;
+    EXPECT_EQ(v->contents, 4u) << when;
+    CheckNothingLost(when);
+    std::set<std::string> left;
+    for (const auto& e : fs::directory_iterator(legacy_)) left.insert(e.path().filename().string());
+    EXPECT_EQ(left, std::set<std::string>{"ABC00003"}) << when;
+  }
+
+  dpr::testing::TempDir dir_;
+  std::string legacy_, content_;
+};
+
+void CrashEverywhere(ImportMode mode, Model model) {
+  int64_t total = 0;
+  {
+    Site site;
+    FaultFileSystem fault(site.dir_ / "scratch");
+    auto summary = site.Import(&fault, mode);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    total = fault.mutations();
+    site.CheckFinished("uninterrupted");
+  }
+  ASSERT_GT(total, 20);
+  for (int64_t k = 1; k <= total; ++k) {
+    const std::string when = fmt::format("crash at mutation {}/{}", k, total);
+    Site site;
+    {
+      FaultFileSystem fault(site.dir_ / "scratch");
+      fault.CrashAfter(k);
+      (void)site.Import(&fault, mode);
+      ASSERT_TRUE(fault.crashed()) << when;
+      fault.PowerLoss(model);
+    }
+    site.CheckNothingLost(when + ", after power loss");
+    auto rerun = site.Import(PosixFileSystem(), mode);
+    ASSERT_TRUE(rerun.ok()) << when << ": " << rerun.status();
+    EXPECT_EQ(rerun->packages_failed, 0u) << when;
+    site.CheckFinished(when + ", after the re-run");
+    site.CheckNoTemps(when + ", after the re-run");
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+TEST(ImporterCrashTest, CopyModeDropUnsynced) {
+  CrashEverywhere(ImportMode::kCopy, Model::kDropUnsynced);
+}
+TEST(ImporterCrashTest, CopyModeKeepNamesLoseBytes) {
+  CrashEverywhere(ImportMode::kCopy, Model::kKeepNames);
+}
+TEST(ImporterCrashTest, LinkModeDropUnsynced) {
+  CrashEverywhere(ImportMode::kLink, Model::kDropUnsynced);
+}
+TEST(ImporterCrashTest, LinkModeKeepNamesLoseBytes) {
+  CrashEverywhere(ImportMode::kLink, Model::kKeepNames);
+}
+
+TEST(ImporterFaultTest, DiskFullStopsCleanlyAndResumesLater) {
+  Site site;
+  FaultFileSystem fault(site.dir_ / "scratch");
+  fault.SetWriteBudget(100000);  // less than the 300 kB cab
+  auto summary = site.Import(&fault, ImportMode::kCopy);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(summary.status().message()), HasSubstr("is full: need"));
+  EXPECT_THAT(std::string(summary.status().message()), HasSubstr(site.content_));
+  site.CheckNoTemps("after ENOSPC");
+  site.CheckNothingLost("after ENOSPC");
+  fault.SetWriteBudget(-1);
+  ASSERT_TRUE(site.Import(&fault, ImportMode::kCopy).ok());
+  site.CheckFinished("after space was freed");
+}
+
+TEST(ImporterFaultTest, FailedRenameStopsCleanly) {
+  Site site;
+  FaultFileSystem fault(site.dir_ / "scratch");
+  fault.FailRenamesTo("/FileLib/");
+  auto summary = site.Import(&fault, ImportMode::kCopy);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(std::string(summary.status().message()), HasSubstr("rename"));
+  site.CheckNoTemps("after a failed rename");
+  site.CheckNothingLost("after a failed rename");
+  fault.FailRenamesTo("");
+  ASSERT_TRUE(site.Import(&fault, ImportMode::kCopy).ok());
+  site.CheckFinished("after the rename works again");
+}
+
+TEST(ImporterFaultTest, FailedSyncPublishesNothing) {
+  Site site;
+  FaultFileSystem fault(site.dir_ / "scratch");
+  {
+    auto lib = ContentLibrary::Open(&fault, site.content_);
+    ASSERT_TRUE(lib.ok());
+    fault.FailSyncs(EIO);
+    auto summary =
+        ImportPackages(**lib, site.Specs(), {.mode = ImportMode::kCopy, .jobs = 2}, nullptr);
+    ASSERT_FALSE(summary.ok());
+    EXPECT_THAT(std::string(summary.status().message()), HasSubstr("syncfs"));
+    EXPECT_FALSE((*lib)->IsCommitted({"ABC00001", 1}).value());
+  }
+  site.CheckNoTemps("after a failed sync");
+  site.CheckNothingLost("after a failed sync");
+  fault.FailSyncs(0);
+  ASSERT_TRUE(site.Import(&fault, ImportMode::kCopy).ok());
+  site.CheckFinished("after syncs work again");
+}
+
+}  // namespace
+}  // namespace dpr::importer
