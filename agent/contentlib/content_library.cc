@@ -164,14 +164,13 @@ absl::Status ContentLibrary::WriteSmallFile(const std::string& rel, const std::s
 }
 
 absl::StatusOr<std::optional<std::string>> ContentLibrary::ReadSmallFile(const std::string& rel) {
-  auto fd = fs_->OpenAt(lib_fd_, rel, O_RDONLY | O_NOFOLLOW);
-  if (absl::IsNotFound(fd.status())) return std::optional<std::string>();
-  RETURN_IF_ERROR(fd.status());
-  ScopedFd f(fs_, *fd);
+  ASSIGN_OR_RETURN(int fd, fs_->OpenIfExists(lib_fd_, rel, O_RDONLY | O_NOFOLLOW));
+  if (fd < 0) return std::optional<std::string>();
+  ScopedFd f(fs_, fd);
   std::string out;
   char buf[16384];
   for (;;) {
-    ASSIGN_OR_RETURN(size_t n, fs_->PRead(*fd, buf, sizeof buf, out.size()));
+    ASSIGN_OR_RETURN(size_t n, fs_->PRead(fd, buf, sizeof buf, out.size()));
     if (n == 0) break;
     out.append(buf, n);
     if (out.size() > kMaxIniBytes) {
@@ -196,15 +195,14 @@ absl::Status ContentLibrary::EnsureObjectDir(std::string_view hex) {
 
 absl::StatusOr<bool> ContentLibrary::HasObject(const Sha256Digest& hash) {
   struct stat st {};
-  absl::Status s = fs_->FstatAt(lib_fd_, FileLibObject(ToHex(hash)), &st, AT_SYMLINK_NOFOLLOW);
-  if (absl::IsNotFound(s)) return false;
-  RETURN_IF_ERROR(s);
-  return true;
+  return fs_->StatIfExists(lib_fd_, FileLibObject(ToHex(hash)), &st);
 }
 
-absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile() {
+absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile(const Sha256Digest& hash) {
+  const std::string hex = ToHex(hash);
+  RETURN_IF_ERROR(EnsureObjectDir(hex));
   Staged staged;
-  staged.name = NextTempName(kFileLib, "stage");
+  staged.name = NextTempName(FileLibDir(hex), hex);
   ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, staged.name, O_WRONLY | O_CREAT | O_EXCL, 0644));
   staged.fd = ScopedFd(fs_, fd);
   return staged;
@@ -254,9 +252,12 @@ absl::Status ContentLibrary::PublishFile(const std::string& staged, const std::s
 }
 
 absl::StatusOr<std::optional<std::string>> ContentLibrary::FileLibIniWithUsers(
-    const Sha256Digest& hash, uint64_t size, const std::vector<ContentId>& users) {
+    const Sha256Digest& hash, uint64_t size, const std::vector<ContentId>& users, bool is_new) {
   const std::string ini_path = FileLibIni(ToHex(hash));
-  ASSIGN_OR_RETURN(auto text, ReadSmallFile(ini_path));
+  std::optional<std::string> text;
+  if (!is_new) {
+    ASSIGN_OR_RETURN(text, ReadSmallFile(ini_path));
+  }
   IniFile ini;
   if (text.has_value()) {
     auto parsed = IniFile::Parse(*text, ini_path);
@@ -352,10 +353,7 @@ absl::StatusOr<bool> ContentLibrary::IsCommitted(const ContentId& id) {
   auto ini = IniFile::Parse(*text, PkgLibIni(id.package_id));
   if (!ini.ok() || !ini->Get("Packages", id.ToString()).has_value()) return false;
   struct stat st {};
-  absl::Status s = fs_->FstatAt(lib_fd_, DataLibIni(id), &st, AT_SYMLINK_NOFOLLOW);
-  if (absl::IsNotFound(s)) return false;
-  RETURN_IF_ERROR(s);
-  return true;
+  return fs_->StatIfExists(lib_fd_, DataLibIni(id), &st);
 }
 
 namespace {

@@ -94,8 +94,9 @@ class ContentLibrary {
     ScopedFd fd;       // open for writing
     std::string name;  // relative to SCCMContentLib
   };
-  // A temp file in FileLib/ to stage bytes in (same filesystem as the objects).
-  absl::StatusOr<Staged> CreateStagingFile();
+  // A temp file beside the object `hash` will become (its prefix folder is
+  // made if needed), to stage its bytes in.
+  absl::StatusOr<Staged> CreateStagingFile(const Sha256Digest& hash);
   // Publishes staged bytes as the object `hash`. Precondition: the staged
   // bytes are durable (Sync() since they were written) and hash to `hash`.
   // If the object already exists the staged copy is dropped. Returns whether
@@ -113,9 +114,10 @@ class ContentLibrary {
   absl::Status PublishFile(const std::string& staged, const std::string& rel);
 
   // The reference list of object `hash` with `users` added, or nullopt when
-  // it already lists them all. The object must exist.
+  // it already lists them all. The object must exist; `is_new` (this run
+  // stored it) skips reading a list that cannot exist yet.
   absl::StatusOr<std::optional<std::string>> FileLibIniWithUsers(
-      const Sha256Digest& hash, uint64_t size, const std::vector<ContentId>& users);
+      const Sha256Digest& hash, uint64_t size, const std::vector<ContentId>& users, bool is_new);
   // PkgLib/<package>.INI naming `versions` besides what it already names,
   // the newest as the current [Info] Version.
   absl::StatusOr<std::string> PkgLibIniWith(const std::string& package_id,

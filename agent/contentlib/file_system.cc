@@ -37,6 +37,15 @@ class Posix final : public FileSystem {
       return ErrnoError(errno, fmt::format("open '{}'", AtPath(dirfd, path)));
     }
   }
+  absl::StatusOr<int> OpenIfExists(int dirfd, const std::string& path, int flags) override {
+    for (;;) {
+      int fd = ::openat(dirfd, path.c_str(), flags | O_CLOEXEC);
+      if (fd >= 0) return fd;
+      if (errno == EINTR) continue;
+      if (errno == ENOENT) return -1;
+      return ErrnoError(errno, fmt::format("open '{}'", AtPath(dirfd, path)));
+    }
+  }
   absl::Status Close(int fd) override {
     if (::close(fd) != 0 && errno != EINTR) {
       return ErrnoError(errno, fmt::format("close '{}'", FdPath(fd)));
@@ -82,6 +91,11 @@ class Posix final : public FileSystem {
       return ErrnoError(errno, fmt::format("stat '{}'", AtPath(dirfd, path)));
     }
     return absl::OkStatus();
+  }
+  absl::StatusOr<bool> StatIfExists(int dirfd, const std::string& path, struct stat* st) override {
+    if (::fstatat(dirfd, path.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+    if (errno == ENOENT) return false;
+    return ErrnoError(errno, fmt::format("stat '{}'", AtPath(dirfd, path)));
   }
   absl::Status MkdirAt(int dirfd, const std::string& path, mode_t mode) override {
     if (::mkdirat(dirfd, path.c_str(), mode) != 0) {

@@ -33,6 +33,9 @@ class FileSystem {
 
   virtual absl::StatusOr<int> OpenAt(int dirfd, const std::string& path, int flags,
                                      mode_t mode = 0) = 0;
+  // As OpenAt, but a missing file is -1, not an error (no message is built:
+  // this is on the hot path of "is this object already stored?").
+  virtual absl::StatusOr<int> OpenIfExists(int dirfd, const std::string& path, int flags) = 0;
   virtual absl::Status Close(int fd) = 0;
   // Reads up to `n` bytes at `offset`; 0 at end of file.
   virtual absl::StatusOr<size_t> PRead(int fd, void* buf, size_t n, uint64_t offset) = 0;
@@ -44,6 +47,9 @@ class FileSystem {
   virtual absl::Status SyncFs(int fd) = 0;
   virtual absl::Status Fstat(int fd, struct stat* st) = 0;
   virtual absl::Status FstatAt(int dirfd, const std::string& path, struct stat* st, int flags) = 0;
+  // As FstatAt(AT_SYMLINK_NOFOLLOW), but a missing entry is false.
+  virtual absl::StatusOr<bool> StatIfExists(int dirfd, const std::string& path,
+                                            struct stat* st) = 0;
   virtual absl::Status MkdirAt(int dirfd, const std::string& path, mode_t mode) = 0;
   // flags: 0 or RENAME_NOREPLACE / RENAME_EXCHANGE (renameat2).
   virtual absl::Status RenameAt(int old_dirfd, const std::string& old_path, int new_dirfd,

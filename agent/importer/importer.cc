@@ -95,7 +95,13 @@ class Importer {
   void FileFinished(PackageState* pkg, const WalkedFile& f, absl::Status status, bool fatal);
   absl::Status WaitAllInFlight();
   absl::Status Finalize(std::unique_ptr<PackageState> pkg);
+  // Run by the worker that finishes a package's last file: content hash and
+  // the staged DataLib tree. Sets pkg->error, or *fatal for library errors.
+  void StagePackage(PackageState* pkg, absl::Status* fatal);
   absl::Status Flush();
+  // Runs fn(0..n-1) on up to jobs_ threads (the workers are idle while a
+  // batch is flushed); the first error stops the rest and is returned.
+  absl::Status ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn);
   void RemoveLegacy(const PackageState& pkg, bool* removed);
   void FailPackage(const PackageState& pkg, absl::Status status);
   absl::Status Decide(const Sha256Digest& hash, bool* is_new);
@@ -125,6 +131,7 @@ class Importer {
   std::vector<std::unique_ptr<PackageState>> batch_;
   uint64_t batch_bytes_ = 0;
   dev_t lib_dev_ = 0;
+  int jobs_ = 2;
 };
 
 absl::Status Importer::SpaceError(const absl::Status& cause) {
@@ -163,9 +170,13 @@ absl::StatusOr<std::unique_ptr<PackageState>> Importer::Prepare(const PackageSpe
 
 absl::Status Importer::Dispatch(PackageState* pkg) {
   pkg->pending = pkg->tree.files.size();
-  {
+  if (pkg->tree.files.empty()) {
+    absl::Status fatal_status;
+    StagePackage(pkg, &fatal_status);
     std::lock_guard<std::mutex> lock(mu_);
-    if (pkg->tree.files.empty()) ++completed_;
+    if (!fatal_status.ok() && fatal_.ok()) fatal_ = SpaceError(fatal_status);
+    ++completed_;
+    return fatal_status;
   }
   std::shared_ptr<ScopedFd> dir;
   size_t dir_index = SIZE_MAX;
@@ -267,7 +278,7 @@ absl::Status Importer::ProcessFile(const Task& t, std::vector<uint8_t>& buf, Fil
     out->is_new = created;
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(ContentLibrary::Staged staged, lib_.CreateStagingFile());
+  ASSIGN_OR_RETURN(ContentLibrary::Staged staged, lib_.CreateStagingFile(out->hash));
   {
     std::lock_guard<std::mutex> lock(pending_mu_);
     pending_[out->hash].staged = staged.name;
@@ -324,10 +335,58 @@ void Importer::FileFinished(PackageState* pkg, const WalkedFile& f, absl::Status
     Emit(e);
   }
   if (last) {
+    absl::Status fatal_status;
+    StagePackage(pkg, &fatal_status);
     std::lock_guard<std::mutex> lock(mu_);
+    if (!fatal_status.ok() && fatal_.ok()) fatal_ = SpaceError(fatal_status);
     ++completed_;
     done_cv_.notify_all();
+    space_cv_.notify_all();
+    work_cv_.notify_all();
   }
+}
+
+void Importer::StagePackage(PackageState* pkg, absl::Status* fatal) {
+  {
+    std::lock_guard<std::mutex> lock(pkg->mu);
+    if (!pkg->error.ok()) return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!fatal_.ok()) return;
+  }
+  contentlib::ContentRecord rec;
+  rec.id = pkg->id;
+  for (size_t i = 1; i < pkg->tree.dirs.size(); ++i) rec.dirs.push_back(pkg->tree.dirs[i].rel);
+  std::vector<contentlib::HashedFile> hashed;
+  hashed.reserve(pkg->tree.files.size());
+  for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
+    const WalkedFile& f = pkg->tree.files[i];
+    rec.files.push_back({f.rel, f.size, contentlib::UnixNanosToFiletime(f.mtime_ns),
+                         contentlib::Win32Attributes(f.mode), pkg->results[i].hash});
+    hashed.push_back({f.rel, pkg->results[i].hash});
+  }
+  auto content_hash = contentlib::ComputeContentHash(rec.dirs, hashed);
+  if (!content_hash.ok()) {
+    std::lock_guard<std::mutex> lock(pkg->mu);
+    pkg->error = content_hash.status();
+    return;
+  }
+  rec.content_hash = *content_hash;
+  auto staged = lib_.StageContent(rec);
+  if (!staged.ok()) {
+    if (staged.status().code() == absl::StatusCode::kFailedPrecondition) {
+      std::lock_guard<std::mutex> lock(pkg->mu);
+      pkg->error = staged.status();
+    } else {
+      *fatal = Annotate(staged.status(), fmt::format("package '{}'", pkg->spec.package_id));
+    }
+    return;
+  }
+  pkg->staged_content = *staged;
+  rec.files.clear();  // only the id and content hash are needed from here on
+  rec.dirs.clear();
+  pkg->record = std::move(rec);
 }
 
 void Importer::WorkerLoop() {
@@ -382,25 +441,14 @@ void Importer::FailPackage(const PackageState& pkg, absl::Status status) {
 
 absl::Status Importer::Finalize(std::unique_ptr<PackageState> pkg) {
   if (!pkg->error.ok()) {
+    if (!pkg->staged_content.empty()) (void)lib_.RemoveStagedContent(pkg->staged_content);
     FailPackage(*pkg, pkg->error);
     return absl::OkStatus();
   }
-  contentlib::ContentRecord rec;
-  rec.id = pkg->id;
-  for (size_t i = 1; i < pkg->tree.dirs.size(); ++i) rec.dirs.push_back(pkg->tree.dirs[i].rel);
-  std::vector<contentlib::HashedFile> hashed;
   std::set<Sha256Digest> used;
   for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
-    const WalkedFile& f = pkg->tree.files[i];
     const FileResult& r = pkg->results[i];
-    rec.files.push_back({f.rel, f.size, contentlib::UnixNanosToFiletime(f.mtime_ns),
-                         contentlib::Win32Attributes(f.mode), r.hash});
-    hashed.push_back({f.rel, r.hash});
-    if (r.is_new) {
-      pkg->bytes_stored += f.size;
-    } else {
-      pkg->bytes_dedup += f.size;
-    }
+    (r.is_new ? pkg->bytes_stored : pkg->bytes_dedup) += pkg->tree.files[i].size;
     used.insert(r.hash);
   }
   {
@@ -410,24 +458,6 @@ absl::Status Importer::Finalize(std::unique_ptr<PackageState> pkg) {
       if (it != pending_.end()) ++it->second.users;
     }
   }
-  auto content_hash = contentlib::ComputeContentHash(rec.dirs, hashed);
-  if (!content_hash.ok()) {
-    FailPackage(*pkg, content_hash.status());
-    return absl::OkStatus();
-  }
-  rec.content_hash = *content_hash;
-  auto staged = lib_.StageContent(rec);
-  if (!staged.ok()) {
-    if (staged.status().code() == absl::StatusCode::kFailedPrecondition) {
-      FailPackage(*pkg, staged.status());
-      return absl::OkStatus();
-    }
-    return SpaceError(staged.status());
-  }
-  pkg->staged_content = *staged;
-  rec.files.clear();  // only the id and content hash are needed from here on
-  rec.dirs.clear();
-  pkg->record = std::move(rec);
   batch_.push_back(std::move(pkg));
   return absl::OkStatus();
 }
@@ -445,83 +475,138 @@ absl::Status Importer::Finalize(std::unique_ptr<PackageState> pkg) {
 absl::Status Importer::Flush() {
   if (batch_.empty() && pending_.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(SpaceError(lib_.Sync()));
-  for (auto& [hash, obj] : pending_) {
-    if (obj.users == 0) {  // only failed packages wanted it
-      if (!obj.staged.empty()) {
-        RETURN_IF_ERROR(fs_->UnlinkAt(lib_.lib_fd(), obj.staged, 0));
-      } else {
-        absl::Status s = fs_->UnlinkAt(lib_.lib_fd(), contentlib::FileLibObject(ToHex(hash)), 0);
-        if (!s.ok() && !absl::IsNotFound(s)) return s;
-      }
-      continue;
-    }
-    if (!obj.staged.empty()) RETURN_IF_ERROR(lib_.PublishStaged(obj.staged, hash).status());
-  }
+
+  // Objects: publish those a successful package uses, drop the others.
+  std::vector<std::pair<Sha256Digest, PendingObject>> objects(pending_.begin(), pending_.end());
   pending_.clear();
+  std::set<Sha256Digest> new_objects;
+  for (const auto& [hash, obj] : objects) {
+    if (obj.users > 0) new_objects.insert(hash);
+  }
+  RETURN_IF_ERROR(ParallelFor(objects.size(), [&](size_t i) -> absl::Status {
+    const auto& [hash, obj] = objects[i];
+    if (obj.users > 0) {
+      return obj.staged.empty() ? absl::OkStatus() : lib_.PublishStaged(obj.staged, hash).status();
+    }
+    if (!obj.staged.empty()) return fs_->UnlinkAt(lib_.lib_fd(), obj.staged, 0);
+    absl::Status s = fs_->UnlinkAt(lib_.lib_fd(), contentlib::FileLibObject(ToHex(hash)), 0);
+    return absl::IsNotFound(s) ? absl::OkStatus() : s;
+  }));
 
   // One reference-list rewrite per object for the whole batch.
   struct Users {
+    Sha256Digest hash{};
     uint64_t size = 0;
     std::vector<ContentId> ids;
   };
-  std::map<Sha256Digest, Users> users;
+  std::map<Sha256Digest, Users> by_hash;
   std::map<std::string, std::vector<uint32_t>> versions;
-  for (auto& pkg : batch_) {
+  for (const auto& pkg : batch_) {
     for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
-      Users& u = users[pkg->results[i].hash];
+      Users& u = by_hash[pkg->results[i].hash];
+      u.hash = pkg->results[i].hash;
       u.size = pkg->tree.files[i].size;
       if (u.ids.empty() || !(u.ids.back() == pkg->id)) u.ids.push_back(pkg->id);
     }
     versions[pkg->id.package_id].push_back(pkg->id.version);
   }
-  std::vector<std::pair<std::string, std::string>> staged;  // temp -> final
-  for (const auto& [hash, u] : users) {
-    ASSIGN_OR_RETURN(auto text, lib_.FileLibIniWithUsers(hash, u.size, u.ids));
-    if (!text.has_value()) continue;
-    const std::string rel = contentlib::FileLibIni(ToHex(hash));
-    auto tmp = lib_.StageFile(rel, *text);
-    if (!tmp.ok()) return SpaceError(tmp.status());
-    staged.emplace_back(*tmp, rel);
-  }
-  for (auto& pkg : batch_) {
-    const std::string rel = contentlib::DataLibIni(pkg->id);
-    auto tmp = lib_.StageFile(rel, ContentLibrary::DataLibIniText(pkg->record));
-    if (!tmp.ok()) return SpaceError(tmp.status());
-    staged.emplace_back(*tmp, rel);
-  }
-  std::vector<std::pair<std::string, std::string>> commits;
-  for (const auto& [package_id, vs] : versions) {
-    ASSIGN_OR_RETURN(std::string text, lib_.PkgLibIniWith(package_id, vs));
-    const std::string rel = contentlib::PkgLibIni(package_id);
-    auto tmp = lib_.StageFile(rel, text);
-    if (!tmp.ok()) return SpaceError(tmp.status());
-    commits.emplace_back(*tmp, rel);
+  std::vector<const Users*> lists;
+  for (const auto& [_, u] : by_hash) lists.push_back(&u);
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> commits(versions.begin(),
+                                                                     versions.end());
+
+  // Stage every INI as a temp file: reference lists, DataLib INIs, PkgLib INIs.
+  const size_t n_lists = lists.size(), n_contents = batch_.size();
+  std::vector<std::pair<std::string, std::string>> staged(n_lists + n_contents + commits.size());
+  RETURN_IF_ERROR(SpaceError(ParallelFor(staged.size(), [&](size_t i) -> absl::Status {
+    std::string rel, text;
+    if (i < n_lists) {
+      const Users& u = *lists[i];
+      ASSIGN_OR_RETURN(auto updated, lib_.FileLibIniWithUsers(u.hash, u.size, u.ids,
+                                                              new_objects.count(u.hash) > 0));
+      if (!updated.has_value()) return absl::OkStatus();
+      rel = contentlib::FileLibIni(ToHex(u.hash));
+      text = std::move(*updated);
+    } else if (i < n_lists + n_contents) {
+      const PackageState& pkg = *batch_[i - n_lists];
+      rel = contentlib::DataLibIni(pkg.id);
+      text = ContentLibrary::DataLibIniText(pkg.record);
+    } else {
+      const auto& [package_id, vs] = commits[i - n_lists - n_contents];
+      rel = contentlib::PkgLibIni(package_id);
+      ASSIGN_OR_RETURN(text, lib_.PkgLibIniWith(package_id, vs));
+    }
+    ASSIGN_OR_RETURN(std::string tmp, lib_.StageFile(rel, text));
+    staged[i] = {std::move(tmp), std::move(rel)};
+    return absl::OkStatus();
+  })));
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
+
+  // Reference lists, DataLib trees and INIs into place.
+  RETURN_IF_ERROR(ParallelFor(n_lists + n_contents, [&](size_t i) -> absl::Status {
+    if (i >= n_lists) {
+      PackageState& pkg = *batch_[i - n_lists];
+      RETURN_IF_ERROR(lib_.PublishContentTree(pkg.id, pkg.staged_content));
+      pkg.staged_content.clear();
+    }
+    if (staged[i].first.empty()) return absl::OkStatus();
+    return lib_.PublishFile(staged[i].first, staged[i].second);
+  }));
+  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
+
+  // The commit: PkgLib INIs.
+  for (size_t i = n_lists + n_contents; i < staged.size(); ++i) {
+    RETURN_IF_ERROR(lib_.PublishFile(staged[i].first, staged[i].second));
   }
   RETURN_IF_ERROR(SpaceError(lib_.Sync()));
-  for (auto& pkg : batch_) {
-    RETURN_IF_ERROR(lib_.PublishContentTree(pkg->id, pkg->staged_content));
-    pkg->staged_content.clear();
-  }
-  for (const auto& [tmp, rel] : staged) RETURN_IF_ERROR(lib_.PublishFile(tmp, rel));
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
-  for (const auto& [tmp, rel] : commits) RETURN_IF_ERROR(lib_.PublishFile(tmp, rel));
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
-  for (auto& pkg : batch_) {
-    bool removed = false;
-    if (!pkg->spec.keep_package_share) RemoveLegacy(*pkg, &removed);
+
+  // Legacy files may go now.
+  std::vector<char> removed(batch_.size(), 0);
+  (void)ParallelFor(batch_.size(), [&](size_t i) -> absl::Status {
+    bool r = false;
+    if (!batch_[i]->spec.keep_package_share) RemoveLegacy(*batch_[i], &r);
+    removed[i] = r;
+    return absl::OkStatus();
+  });
+  for (size_t i = 0; i < batch_.size(); ++i) {
+    const PackageState& pkg = *batch_[i];
     ++summary_.packages_done;
-    summary_.files += pkg->tree.files.size();
-    summary_.bytes_stored += pkg->bytes_stored;
-    summary_.bytes_deduplicated += pkg->bytes_dedup;
-    ImportEvent e = Event(ImportEvent::Kind::kPackageDone, *pkg);
-    e.bytes_stored = pkg->bytes_stored;
-    e.bytes_deduplicated = pkg->bytes_dedup;
-    e.legacy_removed = removed;
+    summary_.files += pkg.tree.files.size();
+    summary_.bytes_stored += pkg.bytes_stored;
+    summary_.bytes_deduplicated += pkg.bytes_dedup;
+    ImportEvent e = Event(ImportEvent::Kind::kPackageDone, pkg);
+    e.bytes_stored = pkg.bytes_stored;
+    e.bytes_deduplicated = pkg.bytes_dedup;
+    e.legacy_removed = removed[i] != 0;
     Emit(e);
   }
   batch_.clear();
   batch_bytes_ = 0;
   return absl::OkStatus();
+}
+
+absl::Status Importer::ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  absl::Status first;
+  auto run = [&] {
+    for (;;) {
+      const size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      absl::Status s = fn(i);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first.ok()) first = std::move(s);
+        next = n;  // stop handing out work
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  const size_t extra = std::min<size_t>(static_cast<size_t>(jobs_), n);
+  for (size_t t = 1; t < extra; ++t) threads.emplace_back(run);
+  run();
+  for (auto& t : threads) t.join();
+  return first;
 }
 
 void Importer::RemoveLegacy(const PackageState& pkg, bool* removed) {

@@ -118,6 +118,19 @@ absl::StatusOr<int> FaultFileSystem::OpenAt(int dirfd, const std::string& path, 
 
 absl::Status FaultFileSystem::Close(int fd) { return real_->Close(fd); }
 
+absl::StatusOr<int> FaultFileSystem::OpenIfExists(int dirfd, const std::string& path, int flags) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (crashed_) return Injected(EIO, "the machine is down");
+  }
+  return real_->OpenIfExists(dirfd, path, flags);
+}
+
+absl::StatusOr<bool> FaultFileSystem::StatIfExists(int dirfd, const std::string& path,
+                                                   struct stat* st) {
+  return real_->StatIfExists(dirfd, path, st);
+}
+
 absl::StatusOr<size_t> FaultFileSystem::PRead(int fd, void* buf, size_t n, uint64_t offset) {
   {
     std::lock_guard<std::mutex> l(mu_);

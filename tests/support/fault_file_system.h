@@ -66,6 +66,8 @@ class FaultFileSystem final : public FileSystem {
   void PowerLoss(PowerLossModel model);
 
   absl::StatusOr<int> OpenAt(int dirfd, const std::string& path, int flags, mode_t mode) override;
+  absl::StatusOr<int> OpenIfExists(int dirfd, const std::string& path, int flags) override;
+  absl::StatusOr<bool> StatIfExists(int dirfd, const std::string& path, struct stat* st) override;
   absl::Status Close(int fd) override;
   absl::StatusOr<size_t> PRead(int fd, void* buf, size_t n, uint64_t offset) override;
   absl::Status PWriteAll(int fd, const void* buf, size_t n, uint64_t offset) override;
