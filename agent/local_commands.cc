@@ -125,6 +125,11 @@ int RunConvert(const ConvertArgs& a) {
                      {"bytes_stored", s.bytes_stored},
                      {"bytes_deduplicated", s.bytes_deduplicated},
                      {"seconds", s.seconds},
+                     {"seconds_walk", s.seconds_walk},
+                     {"seconds_wait_workers", s.seconds_wait},
+                     {"seconds_sync", s.seconds_sync},
+                     {"seconds_publish", s.seconds_publish},
+                     {"batches", s.batches},
                      {"mode", std::string(importer::ModeName(*mode))},
                      {"failures", failures}};
     std::printf("%s\n", j.dump().c_str());

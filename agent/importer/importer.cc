@@ -25,6 +25,17 @@ using contentlib::ContentId;
 using contentlib::ContentLibrary;
 using Clock = std::chrono::steady_clock;
 
+// Adds the time until destruction to *acc.
+class Timer {
+ public:
+  explicit Timer(double* acc) : acc_(acc), start_(Clock::now()) {}
+  ~Timer() { *acc_ += std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+ private:
+  double* acc_;
+  Clock::time_point start_;
+};
+
 // Files up to this size are read whole into the worker's buffer, hashed, and
 // written only if new; larger ones are hashed first and copied only if new.
 constexpr size_t kBufferBytes = 8 << 20;
@@ -46,7 +57,7 @@ struct PackageState {
   std::atomic<uint64_t> files_done{0}, bytes_done{0};
   std::mutex mu;  // guards error, stored/dedup counters, last_progress
   absl::Status error;
-  uint64_t bytes_stored = 0, bytes_dedup = 0, bytes_copied = 0;
+  uint64_t bytes_stored = 0, bytes_dedup = 0;
   Clock::time_point last_progress{};
   std::string staged_content;
   contentlib::ContentRecord record;  // set by Finalize
@@ -99,6 +110,10 @@ class Importer {
   // the staged DataLib tree. Sets pkg->error, or *fatal for library errors.
   void StagePackage(PackageState* pkg, absl::Status* fatal);
   absl::Status Flush();
+  absl::Status TimedSync() {
+    Timer t(&sync_seconds_);
+    return lib_.Sync();
+  }
   // Runs fn(0..n-1) on up to jobs_ threads (the workers are idle while a
   // batch is flushed); the first error stops the rest and is returned.
   absl::Status ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn);
@@ -132,6 +147,7 @@ class Importer {
   uint64_t batch_bytes_ = 0;
   dev_t lib_dev_ = 0;
   int jobs_ = 2;
+  double sync_seconds_ = 0;
 };
 
 absl::Status Importer::SpaceError(const absl::Status& cause) {
@@ -156,7 +172,10 @@ absl::StatusOr<std::unique_ptr<PackageState>> Importer::Prepare(const PackageSpe
   ASSIGN_OR_RETURN(int fd,
                    fs_->OpenAt(AT_FDCWD, spec.location, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   pkg->root = ScopedFd(fs_, fd);
-  ASSIGN_OR_RETURN(pkg->tree, WalkPackage(fs_, fd));
+  {
+    Timer t(&summary_.seconds_walk);
+    ASSIGN_OR_RETURN(pkg->tree, WalkPackage(fs_, fd));
+  }
   const bool same_fs = pkg->tree.dirs[0].dev == lib_dev_;
   if (options_.mode == ImportMode::kLink && !same_fs) {
     return absl::FailedPreconditionError(
@@ -416,6 +435,7 @@ void Importer::WorkerLoop() {
 
 absl::Status Importer::WaitAllInFlight() {
   {
+    Timer t(&summary_.seconds_wait);
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [&] { return completed_ == in_flight_.size(); });
     completed_ = 0;
@@ -474,7 +494,9 @@ absl::Status Importer::Finalize(std::unique_ptr<PackageState> pkg) {
 //   remove legacy files
 absl::Status Importer::Flush() {
   if (batch_.empty() && pending_.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
+  ++summary_.batches;
+  Timer flush_timer(&summary_.seconds_publish);
+  RETURN_IF_ERROR(SpaceError(TimedSync()));
 
   // Objects: publish those a successful package uses, drop the others.
   std::vector<std::pair<Sha256Digest, PendingObject>> objects(pending_.begin(), pending_.end());
@@ -540,7 +562,7 @@ absl::Status Importer::Flush() {
     staged[i] = {std::move(tmp), std::move(rel)};
     return absl::OkStatus();
   })));
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
+  RETURN_IF_ERROR(SpaceError(TimedSync()));
 
   // Reference lists, DataLib trees and INIs into place.
   RETURN_IF_ERROR(ParallelFor(n_lists + n_contents, [&](size_t i) -> absl::Status {
@@ -552,13 +574,13 @@ absl::Status Importer::Flush() {
     if (staged[i].first.empty()) return absl::OkStatus();
     return lib_.PublishFile(staged[i].first, staged[i].second);
   }));
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
+  RETURN_IF_ERROR(SpaceError(TimedSync()));
 
   // The commit: PkgLib INIs.
   for (size_t i = n_lists + n_contents; i < staged.size(); ++i) {
     RETURN_IF_ERROR(lib_.PublishFile(staged[i].first, staged[i].second));
   }
-  RETURN_IF_ERROR(SpaceError(lib_.Sync()));
+  RETURN_IF_ERROR(SpaceError(TimedSync()));
 
   // Legacy files may go now.
   std::vector<char> removed(batch_.size(), 0);
@@ -727,6 +749,8 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
     return status;
   }
   summary_.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  summary_.seconds_sync = sync_seconds_;
+  summary_.seconds_publish -= sync_seconds_;
   return summary_;
 }
 

@@ -68,8 +68,12 @@ struct ImportSummary {
   uint64_t bytes_read = 0;
   uint64_t bytes_stored = 0;
   uint64_t bytes_deduplicated = 0;
-  uint64_t bytes_copied = 0;  // of bytes_stored, written as copies
   double seconds = 0;
+  // Where the coordinator's time went (for benchmarks): walking package
+  // trees, waiting for workers at batch ends, inside syncfs, and the rest of
+  // publishing batches (renames, INIs, legacy removal).
+  double seconds_walk = 0, seconds_wait = 0, seconds_sync = 0, seconds_publish = 0;
+  uint64_t batches = 0;
 };
 
 // Imports `packages` into `lib`. A package that fails (refused entry, I/O
