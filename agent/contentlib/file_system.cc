@@ -78,6 +78,12 @@ class Posix final : public FileSystem {
     if (::fsync(fd) != 0) return ErrnoError(errno, fmt::format("fsync '{}'", FdPath(fd)));
     return absl::OkStatus();
   }
+  absl::Status StartWriteback(int fd) override {
+    if (::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) {
+      return ErrnoError(errno, fmt::format("start writeback of '{}'", FdPath(fd)));
+    }
+    return absl::OkStatus();
+  }
   absl::Status SyncFs(int fd) override {
     if (::syncfs(fd) != 0) return ErrnoError(errno, fmt::format("syncfs '{}'", FdPath(fd)));
     return absl::OkStatus();

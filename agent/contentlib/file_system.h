@@ -42,6 +42,9 @@ class FileSystem {
   // Writes all `n` bytes at `offset`.
   virtual absl::Status PWriteAll(int fd, const void* buf, size_t n, uint64_t offset) = 0;
   virtual absl::Status Fsync(int fd) = 0;
+  // Starts writing `fd`'s dirty pages to disk without waiting, so I/O
+  // overlaps other work. Promises nothing about durability.
+  virtual absl::Status StartWriteback(int fd) = 0;
   // Flushes the whole filesystem holding `fd` (one call instead of an fsync
   // per small file).
   virtual absl::Status SyncFs(int fd) = 0;

@@ -72,6 +72,7 @@ class FaultFileSystem final : public FileSystem {
   absl::StatusOr<size_t> PRead(int fd, void* buf, size_t n, uint64_t offset) override;
   absl::Status PWriteAll(int fd, const void* buf, size_t n, uint64_t offset) override;
   absl::Status Fsync(int fd) override;
+  absl::Status StartWriteback(int fd) override { return absl::OkStatus(); }
   absl::Status SyncFs(int fd) override;
   absl::Status Fstat(int fd, struct stat* st) override;
   absl::Status FstatAt(int dirfd, const std::string& path, struct stat* st, int flags) override;
