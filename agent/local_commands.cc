@@ -24,6 +24,7 @@ struct ConvertArgs {
   std::string packages_file;
   std::string output = "table";
   bool verbose = false;
+  uint64_t batch_mib = 512;
 };
 
 struct VerifyArgs {
@@ -101,7 +102,7 @@ int RunConvert(const ConvertArgs& a) {
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
   std::vector<std::string> failures;
   auto summary = importer::ImportPackages(
-      **lib, *specs, {.mode = *mode, .jobs = a.jobs}, [&](const importer::ImportEvent& e) {
+      **lib, *specs, {.mode = *mode, .jobs = a.jobs, .batch_bytes = a.batch_mib << 20}, [&](const importer::ImportEvent& e) {
         using K = importer::ImportEvent::Kind;
         if (e.kind == K::kPackageFailed) {
           failures.push_back(fmt::format("{}: {}", e.package_id, e.error.message()));
@@ -199,6 +200,9 @@ void AddLocalCommands(CLI::App& app, int* exit_code) {
       "file of lines '<PkgID> <SourceVersion> [keep]' (default: every subfolder, version 1)");
   convert->add_option("-o,--output", c->output, "table or json")->capture_default_str();
   convert->add_flag("-v,--verbose", c->verbose, "a line per package");
+  convert->add_option("--batch-mib", c->batch_mib,
+                       "sync and commit after about this much data (MiB)")
+      ->capture_default_str();
   convert->callback([=] { *exit_code = RunConvert(*c); });
 
   auto v = std::make_shared<VerifyArgs>();
