@@ -9,6 +9,7 @@
 
 #include "agent/contentlib/content_library.h"
 #include "agent/importer/importer.h"
+#include "agent/importer/preflight.h"
 #include "common/status/fmt_absl.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -25,6 +26,7 @@ struct ConvertArgs {
   std::string output = "table";
   bool verbose = false;
   uint64_t batch_mib = 512;
+  bool preflight = false;
 };
 
 struct VerifyArgs {
@@ -87,6 +89,52 @@ absl::StatusOr<std::vector<importer::PackageSpec>> EveryFolder(const std::string
 
 std::string Mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", bytes / 1048576.0); }
 
+int RunPreflight(const ConvertArgs& a, const std::vector<importer::PackageSpec>& specs,
+                 importer::ImportMode mode) {
+  const std::string root = std::filesystem::absolute(a.content_root).lexically_normal().string();
+  auto r = importer::Preflight(PosixFileSystem(), root, specs, mode);
+  if (!r.ok()) return Fail(fmt::format("preflight stopped: {}", r.status().message()));
+  if (a.output == "json") {
+    nlohmann::json packages = nlohmann::json::array();
+    for (const auto& p : r->packages) {
+      packages.push_back({{"package_id", p.package_id},
+                          {"found", p.found},
+                          {"files", p.files},
+                          {"bytes", p.bytes},
+                          {"error", std::string(p.error.message())}});
+    }
+    std::printf("%s\n", nlohmann::json{{"ok", r->ok},
+                                       {"refusal", std::string(r->refusal.message())},
+                                       {"same_filesystem", r->same_filesystem},
+                                       {"effective_mode",
+                                        std::string(importer::ModeName(r->effective_mode))},
+                                       {"files_total", r->files_total},
+                                       {"bytes_total", r->bytes_total},
+                                       {"bytes_unique", r->bytes_unique},
+                                       {"bytes_duplicate", r->bytes_duplicate},
+                                       {"bytes_needed", r->bytes_needed},
+                                       {"bytes_free", r->bytes_free},
+                                       {"largest_package_bytes", r->largest_package_bytes},
+                                       {"no_sms_on_drive", r->no_sms_on_drive},
+                                       {"packages", packages}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("mode      %s (%s filesystem as the library)\n",
+                std::string(importer::ModeName(r->effective_mode)).c_str(),
+                r->same_filesystem ? "same" : "not the same");
+    std::printf("packages  %zu, %llu files, %s\n", r->packages.size(),
+                static_cast<unsigned long long>(r->files_total), Mib(r->bytes_total).c_str());
+    std::printf("unique    %s (%s duplicate)\n", Mib(r->bytes_unique).c_str(),
+                Mib(r->bytes_duplicate).c_str());
+    std::printf("space     need %s, have %s; largest package %s\n", Mib(r->bytes_needed).c_str(),
+                Mib(r->bytes_free).c_str(), Mib(r->largest_package_bytes).c_str());
+    std::printf("%s\n", r->ok ? "ok: the conversion can start"
+                              : fmt::format("refused: {}", r->refusal.message()).c_str());
+  }
+  return r->ok ? 0 : 1;
+}
+
 int RunConvert(const ConvertArgs& a) {
   auto mode = importer::ParseMode(a.mode);
   if (!mode.ok()) return Fail(std::string(mode.status().message()), 2);
@@ -98,11 +146,13 @@ int RunConvert(const ConvertArgs& a) {
     return Fail(std::string(specs.status().message()),
                 specs.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1);
   }
+  if (a.preflight) return RunPreflight(a, *specs, *mode);
   auto lib = contentlib::ContentLibrary::Open(PosixFileSystem(), a.content_root);
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
   std::vector<std::string> failures;
   auto summary = importer::ImportPackages(
-      **lib, *specs, {.mode = *mode, .jobs = a.jobs, .batch_bytes = a.batch_mib << 20}, [&](const importer::ImportEvent& e) {
+      **lib, *specs, {.mode = *mode, .jobs = a.jobs, .batch_bytes = a.batch_mib << 20},
+      [&](const importer::ImportEvent& e) {
         using K = importer::ImportEvent::Kind;
         if (e.kind == K::kPackageFailed) {
           failures.push_back(fmt::format("{}: {}", e.package_id, e.error.message()));
@@ -200,8 +250,10 @@ void AddLocalCommands(CLI::App& app, int* exit_code) {
       "file of lines '<PkgID> <SourceVersion> [keep]' (default: every subfolder, version 1)");
   convert->add_option("-o,--output", c->output, "table or json")->capture_default_str();
   convert->add_flag("-v,--verbose", c->verbose, "a line per package");
-  convert->add_option("--batch-mib", c->batch_mib,
-                       "sync and commit after about this much data (MiB)")
+  convert->add_flag("--preflight", c->preflight,
+                    "only check: space needed and free, filesystem, NO_SMS_ON_DRIVE.SMS, folders");
+  convert
+      ->add_option("--batch-mib", c->batch_mib, "sync and commit after about this much data (MiB)")
       ->capture_default_str();
   convert->callback([=] { *exit_code = RunConvert(*c); });
 
