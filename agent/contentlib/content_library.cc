@@ -21,10 +21,6 @@ namespace {
 
 constexpr size_t kMaxIniBytes = 1 << 20;
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // Removes `rel` (a file or a whole folder) below `dirfd`, never following
 // symlinks.
 absl::Status RemoveTree(FileSystem* fs, int dirfd, const std::string& rel) {
@@ -379,7 +375,7 @@ absl::Status ReadDataTree(FileSystem* fs, int dirfd, const std::string& rel,
       if (problems) problems->push_back({VerifyProblem::Kind::kBadIni, path, std::move(why)});
       return problems ? absl::OkStatus() : absl::DataLossError(fmt::format("'{}': {}", path, why));
     };
-    if (!S_ISREG(st.st_mode) || !EndsWith(e.name, ".INI")) {
+    if (!S_ISREG(st.st_mode) || !std::string_view(e.name).ends_with(".INI")) {
       RETURN_IF_ERROR(bad("not a per-file INI"));
       continue;
     }
@@ -441,7 +437,7 @@ absl::StatusOr<std::vector<ContentId>> ContentLibrary::ListContents() {
   ASSIGN_OR_RETURN(auto entries, fs_->ReadDir(fd));
   std::vector<ContentId> out;
   for (const auto& e : entries) {
-    if (IsTempName(e.name) || !EndsWith(e.name, ".INI")) continue;
+    if (IsTempName(e.name) || !std::string_view(e.name).ends_with(".INI")) continue;
     const std::string path = std::string(kPkgLib) + "/" + e.name;
     ASSIGN_OR_RETURN(auto text, ReadSmallFile(path));
     if (!text) continue;

@@ -11,8 +11,6 @@
 #include "fmt/format.h"
 
 namespace dpr {
-namespace {
-
 std::string FdPath(int fd) {
   char link[64];
   std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
@@ -21,6 +19,8 @@ std::string FdPath(int fd) {
   if (n <= 0) return fmt::format("fd {}", fd);
   return std::string(buf, static_cast<size_t>(n));
 }
+
+namespace {
 
 std::string AtPath(int dirfd, const std::string& path) {
   if (dirfd == AT_FDCWD || (!path.empty() && path.front() == '/')) return path;

@@ -72,6 +72,10 @@ class FileSystem {
 // The real thing. The returned object lives for the whole process.
 FileSystem* PosixFileSystem();
 
+// The path an open fd refers to (from /proc/self/fd), for error messages;
+// "fd N" if it cannot be read.
+std::string FdPath(int fd);
+
 // Closes an fd of `fs` on scope exit.
 class ScopedFd {
  public:

@@ -19,10 +19,6 @@ namespace {
 
 using Kind = VerifyProblem::Kind;
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool IsUpperHex(std::string_view s) {
   for (char c : s) {
     if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return false;
@@ -80,7 +76,8 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
     for (const auto& e : entries) {
       if (IsTempName(e.name)) continue;
       const std::string path = std::string(kPkgLib) + "/" + e.name;
-      if (!EndsWith(e.name, ".INI") || !IsValidPackageId(e.name.substr(0, e.name.size() - 4))) {
+      if (!std::string_view(e.name).ends_with(".INI") ||
+          !IsValidPackageId(e.name.substr(0, e.name.size() - 4))) {
         c.Problem(Kind::kBadIni, path, "not a '<PackageID>.INI' file");
         continue;
       }
@@ -123,7 +120,7 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
     std::set<std::string> dirs_seen;
     for (const auto& e : entries) {
       if (IsTempName(e.name)) continue;
-      if (!EndsWith(e.name, ".INI")) {
+      if (!std::string_view(e.name).ends_with(".INI")) {
         dirs_seen.insert(e.name);
         continue;
       }
@@ -203,7 +200,7 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
       }
       for (const auto& name : names) {
         const std::string rel = dir_rel + "/" + name;
-        if (EndsWith(name, ".INI")) {
+        if (std::string_view(name).ends_with(".INI")) {
           if (!names.count(name.substr(0, name.size() - 4))) {
             c.Problem(Kind::kMissingObject, rel, "reference list without its object");
           }

@@ -12,14 +12,6 @@
 namespace dpr::testing {
 namespace {
 
-std::string FdPath(int fd) {
-  char link[64];
-  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  char buf[4096];
-  ssize_t n = ::readlink(link, buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
-
 std::string Parent(const std::string& abs) { return abs.substr(0, abs.rfind('/')); }
 
 bool Exists(const std::string& abs) {
