@@ -27,6 +27,7 @@ struct ConvertArgs {
   bool verbose = false;
   uint64_t batch_mib = 512;
   bool preflight = false;
+  bool fsync_each_file = false;
 };
 
 struct VerifyArgs {
@@ -151,7 +152,11 @@ int RunConvert(const ConvertArgs& a) {
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
   std::vector<std::string> failures;
   auto summary = importer::ImportPackages(
-      **lib, *specs, {.mode = *mode, .jobs = a.jobs, .batch_bytes = a.batch_mib << 20},
+      **lib, *specs,
+      {.mode = *mode,
+       .jobs = a.jobs,
+       .batch_bytes = a.batch_mib << 20,
+       .fsync_each_file = a.fsync_each_file},
       [&](const importer::ImportEvent& e) {
         using K = importer::ImportEvent::Kind;
         if (e.kind == K::kPackageFailed) {
@@ -250,6 +255,8 @@ void AddLocalCommands(CLI::App& app, int* exit_code) {
       "file of lines '<PkgID> <SourceVersion> [keep]' (default: every subfolder, version 1)");
   convert->add_option("-o,--output", c->output, "table or json")->capture_default_str();
   convert->add_flag("-v,--verbose", c->verbose, "a line per package");
+  convert->add_flag("--fsync-each-file", c->fsync_each_file,
+                    "fsync every stored file and INI as written (slower; for measuring)");
   convert->add_flag("--preflight", c->preflight,
                     "only check: space needed and free, filesystem, NO_SMS_ON_DRIVE.SMS, folders");
   convert

@@ -319,8 +319,12 @@ absl::Status Importer::ProcessFile(const Task& t, std::vector<uint8_t>& buf, Fil
     }
     if (verify.Finish() != out->hash) return absl::DataLossError("changed while being copied");
   }
-  // Let the disk start on these bytes now rather than at the batch's sync.
-  if (f.size >= kWritebackMin) (void)fs_->StartWriteback(staged.fd.get());
+  if (options_.fsync_each_file) {
+    RETURN_IF_ERROR(fs_->Fsync(staged.fd.get()));
+  } else if (f.size >= kWritebackMin) {
+    // Let the disk start on these bytes now rather than at the batch's sync.
+    (void)fs_->StartWriteback(staged.fd.get());
+  }
   RETURN_IF_ERROR(staged.fd.Close());
   *fatal = false;
   return absl::OkStatus();
@@ -564,6 +568,7 @@ absl::Status Importer::Flush() {
       ASSIGN_OR_RETURN(text, lib_.PkgLibIniWith(package_id, vs));
     }
     ASSIGN_OR_RETURN(std::string tmp, lib_.StageFile(rel, text));
+    if (options_.fsync_each_file) RETURN_IF_ERROR(lib_.FsyncPath(tmp));
     staged[i] = {std::move(tmp), std::move(rel)};
     return absl::OkStatus();
   })));
