@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -112,7 +113,13 @@ class Importer {
   // Run by the worker that finishes a package's last file: content hash and
   // the staged DataLib tree. Sets pkg->error, or *fatal for library errors.
   void StagePackage(PackageState* pkg, absl::Status* fatal);
-  absl::Status Flush();
+  // Hands the finished batch and the objects its packages use to a flush
+  // thread (after the previous flush has finished) and returns at once, so
+  // workers go on with the next batch while this one is published.
+  absl::Status StartFlush();
+  absl::Status WaitForFlush();
+  absl::Status Flush(std::vector<std::unique_ptr<PackageState>> batch,
+                     std::vector<std::pair<Sha256Digest, PendingObject>> objects);
   absl::Status TimedSync() {
     Timer t(&sync_seconds_);
     return lib_.Sync();
@@ -147,7 +154,9 @@ class Importer {
   std::map<Sha256Digest, PendingObject> pending_;
 
   std::vector<std::unique_ptr<PackageState>> batch_;
-  uint64_t batch_bytes_ = 0;
+  std::atomic<uint64_t> batch_bytes_{0};
+  std::future<absl::Status> flushing_;
+  std::mutex summary_mu_;  // summary_ counters touched by the flush thread too
   dev_t lib_dev_ = 0;
   int jobs_ = 2;
   double sync_seconds_ = 0;
@@ -162,7 +171,7 @@ absl::Status Importer::SpaceError(const absl::Status& cause) {
   }
   return absl::ResourceExhaustedError(
       fmt::format("library on '{}' is full: need {} MiB more for this batch, have {} MiB ({})",
-                  lib_.path(), (batch_bytes_ >> 20) + 1, free_mib, cause.message()));
+                  lib_.path(), (batch_bytes_.load() >> 20) + 1, free_mib, cause.message()));
 }
 
 absl::StatusOr<std::unique_ptr<PackageState>> Importer::Prepare(const PackageSpec& spec,
@@ -462,7 +471,10 @@ absl::Status Importer::WaitAllInFlight() {
 }
 
 void Importer::FailPackage(const PackageState& pkg, absl::Status status) {
-  ++summary_.packages_failed;
+  {
+    std::lock_guard<std::mutex> lock(summary_mu_);
+    ++summary_.packages_failed;
+  }
   ImportEvent e = Event(ImportEvent::Kind::kPackageFailed, pkg);
   e.error = Annotate(status, fmt::format("package '{}'", pkg.spec.package_id));
   Emit(e);
@@ -501,28 +513,71 @@ absl::Status Importer::Finalize(std::unique_ptr<PackageState> pkg) {
 //   rename PkgLib INIs (the commit)
 //   sync
 //   remove legacy files
-absl::Status Importer::Flush() {
-  if (batch_.empty() && pending_.empty()) return absl::OkStatus();
-  ++summary_.batches;
+absl::Status Importer::StartFlush() {
+  RETURN_IF_ERROR(WaitForFlush());
+  if (batch_.empty()) return absl::OkStatus();
+  // Every package of the batch is finalized, so each object's user count is
+  // final for it: take the objects some successful package uses. Objects
+  // nobody used yet stay pending; a later batch may still dedup against them.
+  std::vector<std::pair<Sha256Digest, PendingObject>> objects;
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.users > 0) {
+        objects.emplace_back(it->first, std::move(it->second));
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  batch_bytes_ = 0;
+  flushing_ = std::async(std::launch::async,
+                         [this, batch = std::move(batch_), objects = std::move(objects)]() mutable {
+                           absl::Status s = Flush(std::move(batch), std::move(objects));
+                           if (!s.ok()) {
+                             std::lock_guard<std::mutex> lock(mu_);
+                             if (fatal_.ok()) fatal_ = s;
+                             space_cv_.notify_all();
+                             work_cv_.notify_all();
+                             done_cv_.notify_all();
+                           }
+                           return s;
+                         });
+  batch_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Importer::WaitForFlush() {
+  if (!flushing_.valid()) return absl::OkStatus();
+  return flushing_.get();
+}
+
+absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
+                             std::vector<std::pair<Sha256Digest, PendingObject>> objects) {
+  if (batch_.empty() && objects.empty()) return absl::OkStatus();
   Timer flush_timer(&summary_.seconds_publish);
   RETURN_IF_ERROR(SpaceError(TimedSync()));
 
-  // Objects: publish those a successful package uses, drop the others.
-  std::vector<std::pair<Sha256Digest, PendingObject>> objects(pending_.begin(), pending_.end());
-  pending_.clear();
-  std::set<Sha256Digest> new_objects;
-  for (const auto& [hash, obj] : objects) {
-    if (obj.users > 0) new_objects.insert(hash);
-  }
+  // Objects the batch's packages use, new in this run: into place. Only an
+  // object this rename (or the worker's link) created has no reference list
+  // yet; a copy staged while an earlier flush was still publishing the same
+  // object finds it there, is dropped, and its list is extended instead.
+  std::vector<char> created(objects.size(), 0);
   RETURN_IF_ERROR(ParallelFor(objects.size(), [&](size_t i) -> absl::Status {
     const auto& [hash, obj] = objects[i];
-    if (obj.users > 0) {
-      return obj.staged.empty() ? absl::OkStatus() : lib_.PublishStaged(obj.staged, hash).status();
+    if (obj.staged.empty()) {
+      created[i] = 1;  // hard-linked by the worker, which made sure it was new
+      return absl::OkStatus();
     }
-    if (!obj.staged.empty()) return fs_->UnlinkAt(lib_.lib_fd(), obj.staged, 0);
-    absl::Status s = fs_->UnlinkAt(lib_.lib_fd(), contentlib::FileLibObject(ToHex(hash)), 0);
-    return absl::IsNotFound(s) ? absl::OkStatus() : s;
+    ASSIGN_OR_RETURN(bool is_new, lib_.PublishStaged(obj.staged, hash));
+    created[i] = is_new;
+    return absl::OkStatus();
   }));
+  std::set<Sha256Digest> new_objects;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (created[i]) new_objects.insert(objects[i].first);
+  }
 
   // One reference-list rewrite per object for the whole batch.
   struct Users {
@@ -602,18 +657,21 @@ absl::Status Importer::Flush() {
   });
   for (size_t i = 0; i < batch_.size(); ++i) {
     const PackageState& pkg = *batch_[i];
-    ++summary_.packages_done;
-    summary_.files += pkg.tree.files.size();
-    summary_.bytes_stored += pkg.bytes_stored;
-    summary_.bytes_deduplicated += pkg.bytes_dedup;
+    {
+      std::lock_guard<std::mutex> lock(summary_mu_);
+      ++summary_.packages_done;
+      summary_.files += pkg.tree.files.size();
+      summary_.bytes_stored += pkg.bytes_stored;
+      summary_.bytes_deduplicated += pkg.bytes_dedup;
+    }
     ImportEvent e = Event(ImportEvent::Kind::kPackageDone, pkg);
     e.bytes_stored = pkg.bytes_stored;
     e.bytes_deduplicated = pkg.bytes_dedup;
     e.legacy_removed = removed[i] != 0;
     Emit(e);
   }
-  batch_.clear();
-  batch_bytes_ = 0;
+  std::lock_guard<std::mutex> lock(summary_mu_);
+  ++summary_.batches;
   return absl::OkStatus();
 }
 
@@ -684,6 +742,13 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
 
   absl::Status status;
   for (const PackageSpec& spec : specs) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!fatal_.ok()) {  // a worker or the flush thread failed
+        status = fatal_;
+        break;
+      }
+    }
     bool already = false;
     auto prepared = Prepare(spec, &already);
     if (!prepared.ok()) {
@@ -708,8 +773,11 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
           }
         }
       }
-      ++summary_.packages_done;
-      ++summary_.packages_already;
+      {
+        std::lock_guard<std::mutex> lock(summary_mu_);
+        ++summary_.packages_done;
+        ++summary_.packages_already;
+      }
       ImportEvent e = Event(ImportEvent::Kind::kPackageDone, *pkg);
       e.already_done = true;
       e.legacy_removed = removed;
@@ -717,7 +785,10 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
       continue;
     }
     Emit(Event(ImportEvent::Kind::kPackageStarted, *pkg));
-    summary_.bytes_read += pkg->tree.bytes;
+    {
+      std::lock_guard<std::mutex> lock(summary_mu_);
+      summary_.bytes_read += pkg->tree.bytes;
+    }
     batch_bytes_ += pkg->tree.bytes;
     PackageState* raw = pkg.get();
     {
@@ -728,12 +799,26 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
     if (!status.ok()) break;
     if (batch_bytes_ >= options_.batch_bytes || in_flight_.size() >= options_.batch_packages) {
       status = WaitAllInFlight();
-      if (status.ok()) status = Flush();
+      if (status.ok()) status = StartFlush();
       if (!status.ok()) break;
     }
   }
   if (status.ok()) status = WaitAllInFlight();
-  if (status.ok()) status = Flush();
+  if (status.ok()) status = StartFlush();
+  {
+    absl::Status flushed = WaitForFlush();
+    if (status.ok()) status = flushed;
+  }
+  if (status.ok()) {
+    // Objects that only failed packages wanted: nothing refers to them.
+    for (const auto& [hash, obj] : pending_) {
+      absl::Status s = obj.staged.empty()
+                           ? fs_->UnlinkAt(lib_.lib_fd(), contentlib::FileLibObject(ToHex(hash)), 0)
+                           : fs_->UnlinkAt(lib_.lib_fd(), obj.staged, 0);
+      if (!s.ok() && !absl::IsNotFound(s) && status.ok()) status = s;
+    }
+    pending_.clear();
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;

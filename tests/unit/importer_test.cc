@@ -212,6 +212,42 @@ TEST_F(ImporterTest, HostilePackageFailsAloneAndStaysUntouched) {
   EXPECT_TRUE(lib_->Verify()->ok());
 }
 
+TEST_F(ImporterTest, ManySmallBatchesWithAFailureInTheMiddle) {
+  // Every package is its own batch, so flushes overlap the next package; the
+  // failed package's objects that nobody else uses are removed at the end.
+  for (ImportMode mode : {ImportMode::kCopy, ImportMode::kLink}) {
+    const std::string legacy = dir_ / ("legacy-" + std::string(ModeName(mode)));
+    auto corpus = dpr::testing::MakeCorpus(legacy, 6, 12, 40000, /*seed=*/3);
+    MakeTree(legacy + "/ABC00004", {{"only-mine.bin", "bytes no other package has"}});
+    ASSERT_EQ(::mkfifo((legacy + "/ABC00004/pipe").c_str(), 0644), 0);
+    auto lib =
+        ContentLibrary::Open(PosixFileSystem(), dir_ / ("content-" + std::string(ModeName(mode))));
+    ASSERT_OK(lib);
+    std::vector<PackageSpec> specs;
+    for (int i = 1; i <= 6; ++i) {
+      const std::string id = "ABC0000" + std::to_string(i);
+      specs.push_back({id, 1, legacy + "/" + id, false});
+    }
+    auto summary =
+        ImportPackages(**lib, specs, {.mode = mode, .jobs = 2, .batch_packages = 1}, nullptr);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->packages_failed, 1u);  // ABC00004 holds a FIFO
+    EXPECT_EQ(summary->packages_done, 5u);
+    EXPECT_EQ(summary->batches, 5u);
+    auto verify = (*lib)->Verify();
+    ASSERT_OK(verify);
+    for (const auto& p : verify->problems) ADD_FAILURE() << p.path << ": " << p.detail;
+    EXPECT_EQ(verify->contents, 5u);
+    EXPECT_FALSE(fs::exists((*lib)->path() + "/" +
+                            contentlib::FileLibObject(Sha256Hex("bytes no other package has"))));
+    for (const auto& [path, data] : corpus) {
+      if (path.rfind("ABC00004/", 0) == 0) {
+        EXPECT_EQ(ReadFile(legacy + "/" + path), data) << path;  // the failed one is untouched
+      }
+    }
+  }
+}
+
 TEST_F(ImporterTest, BadPackageIdAndMissingFolderFailClearly) {
   MakeTree(legacy_ + "/not-a-package", {{"x", "x"}});
   auto summary = Import({{"not-a-package", 1, legacy_ + "/not-a-package", false},
