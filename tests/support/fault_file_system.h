@@ -18,6 +18,7 @@
 #pragma once
 
 #include <map>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -119,7 +120,7 @@ class FaultFileSystem final : public FileSystem {
   int64_t mutations_ = 0;
   int64_t crash_at_ = 0;
   bool crashed_ = false;
-  int64_t saves_ = 0;
+  std::atomic<int64_t> saves_{0};  // Save() runs on the flush workers
   std::vector<Change> changes_;
   std::map<std::pair<dev_t, ino_t>, Dirty> dirty_;
 };
