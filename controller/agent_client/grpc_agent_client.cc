@@ -1,0 +1,137 @@
+#include <chrono>
+
+#include "common/grpc/peer_identity.h"
+#include "common/grpc/status_convert.h"
+#include "common/status/fmt_absl.h"
+#include "common/status/status_macros.h"
+#include "controller/agent_client/grpc_agent_client.h"
+#include "dpreassign/v1/agent.grpc.pb.h"
+#include "fmt/format.h"
+#include "grpcpp/grpcpp.h"
+
+namespace dpr::controller {
+
+namespace {
+
+class GrpcAgentClient final : public AgentClient {
+ public:
+  GrpcAgentClient(std::shared_ptr<grpc::Channel> channel, std::string endpoint, std::string server,
+                  const GrpcAgentOptions& options)
+      : stub_(v1::AgentService::NewStub(channel)),
+        endpoint_(std::move(endpoint)),
+        server_(std::move(server)),
+        options_(options) {}
+
+  absl::StatusOr<v1::PreflightReport> Preflight(const v1::PreflightRequest& request) override {
+    v1::PreflightReport reply;
+    return Unary("Preflight", reply, [&](grpc::ClientContext* c) {
+      return stub_->Preflight(c, request, &reply);
+    });
+  }
+
+  absl::StatusOr<v1::AssignSiteResponse> AssignSite(const v1::AssignSiteRequest& request) override {
+    v1::AssignSiteResponse reply;
+    return Unary("AssignSite", reply, [&](grpc::ClientContext* c) {
+      return stub_->AssignSite(c, request, &reply);
+    });
+  }
+
+  absl::StatusOr<v1::VerifyReport> Verify(const v1::VerifyLibraryRequest& request) override {
+    v1::VerifyReport reply;
+    // Verification re-hashes the library: no short deadline.
+    return Unary(
+        "VerifyLibrary", reply,
+        [&](grpc::ClientContext* c) { return stub_->VerifyLibrary(c, request, &reply); },
+        /*long_running=*/true);
+  }
+
+  absl::Status Convert(const v1::ConvertRequest& request,
+                       const std::function<void(const v1::ConvertEvent&)>& on_event) override {
+    grpc::ClientContext context;
+    auto reader = stub_->ConvertContent(&context, request);
+    v1::ConvertEvent event;
+    bool checked = false;
+    while (reader->Read(&event)) {
+      if (!checked) {
+        RETURN_IF_ERROR(CheckPeer(context));
+        checked = true;
+      }
+      on_event(event);
+    }
+    grpc::Status st = reader->Finish();
+    if (st.ok() && !checked) RETURN_IF_ERROR(CheckPeer(context));
+    return Describe("ConvertContent", st);
+  }
+
+ private:
+  template <typename Reply, typename Call>
+  absl::StatusOr<Reply> Unary(const char* method, Reply& reply, Call call,
+                              bool long_running = false) {
+    grpc::ClientContext context;
+    if (!long_running) {
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(options_.unary_deadline_seconds));
+    }
+    grpc::Status st = call(&context);
+    RETURN_IF_ERROR(Describe(method, st));
+    RETURN_IF_ERROR(CheckPeer(context));
+    return reply;
+  }
+
+  // The handshake proved the certificate names the server; this checks it
+  // is an agent's (not, say, an admin certificate issued for that name).
+  absl::Status CheckPeer(const grpc::ClientContext& context) {
+    auto auth = context.auth_context();
+    if (auth == nullptr) return absl::UnauthenticatedError("no authenticated agent");
+    ASSIGN_OR_RETURN(PeerIdentity peer, PeerFromAuthContext(*auth));
+    if (peer.role != Role::kAgent) {
+      return absl::PermissionDeniedError(fmt::format(
+          "the peer at {} for '{}' is {}, not an agent; refusing it", endpoint_, server_,
+          peer.Describe()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Describe(const char* method, const grpc::Status& st) {
+    if (st.ok()) return absl::OkStatus();
+    absl::Status s = FromGrpcStatus(st);
+    return absl::Status(s.code(), fmt::format("agent of '{}' at {} ({}): {}", server_, endpoint_,
+                                              method, s.message()));
+  }
+
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  std::string endpoint_;
+  std::string server_;
+  GrpcAgentOptions options_;
+};
+
+class GrpcAgentConnector final : public AgentConnector {
+ public:
+  explicit GrpcAgentConnector(GrpcAgentOptions options) : options_(std::move(options)) {}
+
+  absl::StatusOr<std::shared_ptr<AgentClient>> Connect(const std::string& endpoint,
+                                                       const std::string& server) override {
+    ASSIGN_OR_RETURN(auto creds, MakeChannelCredentials(options_.tls));
+    grpc::ChannelArguments args;
+    // The agent must prove the DP's name whatever address it is dialled at.
+    args.SetSslTargetNameOverride(server);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options_.keepalive_seconds * 1000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+    auto channel = grpc::CreateCustomChannel(endpoint, creds, args);
+    return std::shared_ptr<AgentClient>(
+        std::make_shared<GrpcAgentClient>(channel, endpoint, server, options_));
+  }
+
+ private:
+  GrpcAgentOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<AgentConnector> MakeGrpcAgentConnector(const GrpcAgentOptions& options) {
+  return std::make_unique<GrpcAgentConnector>(options);
+}
+
+}  // namespace dpr::controller
