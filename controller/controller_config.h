@@ -1,5 +1,4 @@
-// dp-controller's settings: the shared daemon ones (more arrive with the site
-// database and the job runner).
+// dp-controller's settings: the shared daemon ones plus the job runner's.
 #pragma once
 
 #include <string>
@@ -12,6 +11,13 @@ namespace dpr::controller {
 
 struct ControllerConfig {
   DaemonConfig daemon;
+  // At most this many reassignment jobs run at once (the real
+  // DPUpgradeThreadLimit); the rest queue.
+  int64_t max_jobs = 50;
+  // distmgr's inbox is also scanned this often, besides inotify.
+  int64_t inbox_scan_seconds = 5;
+  // A broken conversion stream is retried this many times, with backoff.
+  int64_t convert_attempts = 3;
 };
 
 inline constexpr char kDefaultControllerListen[] = "0.0.0.0:9443";

@@ -8,8 +8,13 @@
 #include "common/grpc/server_runner.h"
 #include "common/log/logging.h"
 #include "common/status/status_macros.h"
+#include "controller/agent_client/grpc_agent_client.h"
 #include "controller/controller_config.h"
+#include "controller/distmgr/inbox.h"
+#include "controller/fault_point.h"
+#include "controller/reassign/job_runner.h"
 #include "controller/service/admin_service.h"
+#include "controller/sitedb/site_store.h"
 
 namespace {
 
@@ -32,13 +37,37 @@ absl::Status RunDaemon(const dpr::controller::ControllerConfig& config) {
   }
   SPDLOG_INFO("dp-controller {} starting as '{}', data folder '{}'", DPR_VERSION, self.common_name,
               dir);
-  dpr::controller::AdminServiceImpl admin(config, self.common_name);
-  return dpr::ServeUntilSignal({.listen = config.daemon.listen,
-                                .tls = tls,
-                                .allowed_roles = {dpr::Role::kAdmin},
-                                .service_name = "admin API",
-                                .data_dir = dir},
-                               {&admin});
+  // Threads started below inherit this mask, so SIGTERM reaches the server.
+  dpr::BlockTerminationSignals();
+
+  ASSIGN_OR_RETURN(auto store, dpr::sitedb::OpenSqliteSiteStore(
+                                   {.path = dir + "/site.db",
+                                    .trace_sql = level <= spdlog::level::debug,
+                                    .fault_hook = dpr::controller::FaultHookFromEnvironment(dir)}));
+  auto agents = dpr::controller::MakeGrpcAgentConnector({.tls = tls});
+  const std::string inbox_dir = dir + "/inboxes/distmgr.box";
+  dpr::reassign::JobRunner runner(*store, *agents,
+                                  {.max_jobs = static_cast<int>(config.max_jobs),
+                                   .inbox_dir = inbox_dir,
+                                   .controller_identity = self.common_name,
+                                   .fault_hook = dpr::controller::FaultHookFromEnvironment(dir),
+                                   .convert_attempts = static_cast<int>(config.convert_attempts)});
+  RETURN_IF_ERROR(runner.Start());
+  dpr::distmgr::Inbox inbox(
+      {.dir = inbox_dir, .scan_interval = std::chrono::seconds(config.inbox_scan_seconds)},
+      [&runner](int64_t dpid) { return runner.OnDpu(dpid).status(); });
+  RETURN_IF_ERROR(inbox.Start());
+
+  dpr::controller::AdminServiceImpl admin(config, self.common_name, *store, runner, *agents);
+  absl::Status served = dpr::ServeUntilSignal({.listen = config.daemon.listen,
+                                               .tls = tls,
+                                               .allowed_roles = {dpr::Role::kAdmin},
+                                               .service_name = "admin API",
+                                               .data_dir = dir},
+                                              {&admin});
+  inbox.Stop();
+  runner.Stop();
+  return served;
 }
 
 }  // namespace

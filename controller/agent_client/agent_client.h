@@ -19,7 +19,8 @@ class AgentClient {
  public:
   virtual ~AgentClient() = default;
   virtual absl::StatusOr<v1::PreflightReport> Preflight(const v1::PreflightRequest& request) = 0;
-  virtual absl::StatusOr<v1::AssignSiteResponse> AssignSite(const v1::AssignSiteRequest& request) = 0;
+  virtual absl::StatusOr<v1::AssignSiteResponse> AssignSite(
+      const v1::AssignSiteRequest& request) = 0;
   // Streams the conversion; `on_event` sees every event in order. Returns
   // the stream's final status.
   virtual absl::Status Convert(const v1::ConvertRequest& request,

@@ -1,10 +1,11 @@
+#include "controller/agent_client/grpc_agent_client.h"
+
 #include <chrono>
 
 #include "common/grpc/peer_identity.h"
 #include "common/grpc/status_convert.h"
 #include "common/status/fmt_absl.h"
 #include "common/status/status_macros.h"
-#include "controller/agent_client/grpc_agent_client.h"
 #include "dpreassign/v1/agent.grpc.pb.h"
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
@@ -24,16 +25,14 @@ class GrpcAgentClient final : public AgentClient {
 
   absl::StatusOr<v1::PreflightReport> Preflight(const v1::PreflightRequest& request) override {
     v1::PreflightReport reply;
-    return Unary("Preflight", reply, [&](grpc::ClientContext* c) {
-      return stub_->Preflight(c, request, &reply);
-    });
+    return Unary("Preflight", reply,
+                 [&](grpc::ClientContext* c) { return stub_->Preflight(c, request, &reply); });
   }
 
   absl::StatusOr<v1::AssignSiteResponse> AssignSite(const v1::AssignSiteRequest& request) override {
     v1::AssignSiteResponse reply;
-    return Unary("AssignSite", reply, [&](grpc::ClientContext* c) {
-      return stub_->AssignSite(c, request, &reply);
-    });
+    return Unary("AssignSite", reply,
+                 [&](grpc::ClientContext* c) { return stub_->AssignSite(c, request, &reply); });
   }
 
   absl::StatusOr<v1::VerifyReport> Verify(const v1::VerifyLibraryRequest& request) override {
@@ -85,9 +84,9 @@ class GrpcAgentClient final : public AgentClient {
     if (auth == nullptr) return absl::UnauthenticatedError("no authenticated agent");
     ASSIGN_OR_RETURN(PeerIdentity peer, PeerFromAuthContext(*auth));
     if (peer.role != Role::kAgent) {
-      return absl::PermissionDeniedError(fmt::format(
-          "the peer at {} for '{}' is {}, not an agent; refusing it", endpoint_, server_,
-          peer.Describe()));
+      return absl::PermissionDeniedError(
+          fmt::format("the peer at {} for '{}' is {}, not an agent; refusing it", endpoint_,
+                      server_, peer.Describe()));
     }
     return absl::OkStatus();
   }

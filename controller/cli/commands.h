@@ -9,6 +9,7 @@ namespace dpr::cli {
 
 void AddTlsCommands(CLI::App& app, GlobalOptions* global, int* exit_code);
 void AddStatusCommand(CLI::App& app, GlobalOptions* global, int* exit_code);
+void AddSiteCommands(CLI::App& app, GlobalOptions* global, int* exit_code);
 
 // Prints "dpctl: <message>" to stderr and returns kExitFailure (or kExitUsage
 // for InvalidArgument, which is the caller's mistake).

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   dpr::cli::AddGlobalOptions(app, &global);
   dpr::cli::AddTlsCommands(app, &global, &exit_code);
   dpr::cli::AddStatusCommand(app, &global, &exit_code);
+  dpr::cli::AddSiteCommands(app, &global, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

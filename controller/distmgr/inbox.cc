@@ -125,7 +125,8 @@ InboxCounts Inbox::ScanOnce(bool respect_settle) {
 
 void Inbox::SetAside(const std::string& name, const std::string& reason, InboxCounts* counts) {
   const std::string from = options_.dir + "/" + name;
-  const std::string to = fmt::format("{}/bad/{}.{}", options_.dir, name, absl::ToUnixMillis(absl::Now()));
+  const std::string to =
+      fmt::format("{}/bad/{}.{}", options_.dir, name, absl::ToUnixMillis(absl::Now()));
   if (::rename(from.c_str(), to.c_str()) != 0) {
     Log()->error("distmgr inbox: cannot set '{}' aside: {}", name, std::strerror(errno));
     return;
@@ -153,15 +154,17 @@ void Inbox::HandleName(const std::string& name, bool respect_settle, InboxCounts
     return;
   }
   if (respect_settle) {
-    const auto age_ms = absl::ToUnixMillis(absl::Now()) -
-                        (static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000);
+    const auto age_ms =
+        absl::ToUnixMillis(absl::Now()) -
+        (static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000);
     if (age_ms < options_.settle.count()) return;  // maybe still being written
   }
   Log()->info("distmgr inbox: found {} (DP {})", name, what.dpid);
   absl::Status result = handler_(what.dpid);
   if (result.ok()) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      Log()->warn("distmgr inbox: handled '{}' but cannot remove it: {}", name, std::strerror(errno));
+      Log()->warn("distmgr inbox: handled '{}' but cannot remove it: {}", name,
+                  std::strerror(errno));
     }
     ++counts->handled;
     return;

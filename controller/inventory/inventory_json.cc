@@ -41,9 +41,8 @@ class Reader {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::string> String(const json& obj, const std::string& path,
-                                     const char* key, bool required,
-                                     std::string fallback = "") const {
+  absl::StatusOr<std::string> String(const json& obj, const std::string& path, const char* key,
+                                     bool required, std::string fallback = "") const {
     auto it = obj.find(key);
     if (it == obj.end()) {
       if (required) return Fail(path + "/" + key, "missing (a string is required)");
@@ -92,8 +91,8 @@ class Reader {
   std::string source_;
 };
 
-#define DPR_TRY(lhs, expr)          \
-  auto lhs##_or = (expr);           \
+#define DPR_TRY(lhs, expr)                      \
+  auto lhs##_or = (expr);                       \
   if (!lhs##_or.ok()) return lhs##_or.status(); \
   auto lhs = *std::move(lhs##_or)
 
@@ -127,7 +126,8 @@ absl::StatusOr<std::string> NormaliseLocation(std::string_view in) {
   }
   if (s.empty()) return absl::InvalidArgumentError("is empty");
   if (s.front() == '\\' || (s.size() > 1 && s[1] == ':')) {
-    return absl::InvalidArgumentError("must be relative to the DP's share root (like SMSPKGD$\\S0700001)");
+    return absl::InvalidArgumentError(
+        "must be relative to the DP's share root (like SMSPKGD$\\S0700001)");
   }
   while (start <= s.size()) {
     size_t end = s.find('\\', start);
@@ -135,12 +135,14 @@ absl::StatusOr<std::string> NormaliseLocation(std::string_view in) {
     std::string part = s.substr(start, end - start);
     if (part.empty() && end == s.size() && !out.empty()) break;  // one trailing backslash
     if (part.empty() || part == "." || part == "..") {
-      return absl::InvalidArgumentError(fmt::format("has a '{}' part; give a plain folder path", part));
+      return absl::InvalidArgumentError(
+          fmt::format("has a '{}' part; give a plain folder path", part));
     }
     for (unsigned char c : part) {
       if (c < 0x20 || c == '"' || c == '*' || c == '?' || c == '<' || c == '>' || c == '|' ||
           c == ':') {
-        return absl::InvalidArgumentError(fmt::format("has a character not allowed in a Windows folder name in '{}'", part));
+        return absl::InvalidArgumentError(
+            fmt::format("has a character not allowed in a Windows folder name in '{}'", part));
       }
     }
     if (!out.empty()) out += '\\';
@@ -174,8 +176,9 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
         fmt::format("{}: not valid JSON at byte {}: {}", source_name, e.byte, e.what()));
   }
   if (!doc.is_object()) return r.Fail("", "the document must be a JSON object");
-  if (auto st = r.OnlyKeys(doc, "", {"format", "sites", "site_systems", "packages",
-                                     "distribution_points", "comment"});
+  if (auto st = r.OnlyKeys(
+          doc, "",
+          {"format", "sites", "site_systems", "packages", "distribution_points", "comment"});
       !st.ok()) {
     return st;
   }
@@ -192,10 +195,13 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
     const json& e = (*site_list)[i];
     const std::string path = fmt::format("/sites/{}", i);
     if (!e.is_object()) return r.Fail(path, "must be an object");
-    if (auto st = r.OnlyKeys(e, path, {"code", "name", "hierarchy", "version"}); !st.ok()) return st;
+    if (auto st = r.OnlyKeys(e, path, {"code", "name", "hierarchy", "version"}); !st.ok())
+      return st;
     sitedb::Site site;
     DPR_TRY(code, r.String(e, path, "code", true));
-    if (!IsValidSiteCode(code)) return r.Fail(path + "/code", fmt::format("'{}' is not a site code (three letters or digits)", code));
+    if (!IsValidSiteCode(code))
+      return r.Fail(path + "/code",
+                    fmt::format("'{}' is not a site code (three letters or digits)", code));
     site.code = code;
     DPR_TRY(name, r.String(e, path, "name", false, code));
     site.name = name;
@@ -205,7 +211,8 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
     } else if (hierarchy == "destination") {
       site.hierarchy = sitedb::Hierarchy::kDestination;
     } else {
-      return r.Fail(path + "/hierarchy", fmt::format("'{}': must be \"source\" or \"destination\"", hierarchy));
+      return r.Fail(path + "/hierarchy",
+                    fmt::format("'{}': must be \"source\" or \"destination\"", hierarchy));
     }
     DPR_TRY(version, r.String(e, path, "version", false));
     site.version = version;
@@ -219,8 +226,9 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
     auto it = sites.find(code);
     if (it == sites.end()) return r.Fail(path, fmt::format("site '{}' is not in /sites", code));
     if (want && it->second != *want) {
-      return r.Fail(path, fmt::format("site '{}' must be a {} site", code,
-                                      *want == sitedb::Hierarchy::kSource ? "source" : "destination"));
+      return r.Fail(path,
+                    fmt::format("site '{}' must be a {} site", code,
+                                *want == sitedb::Hierarchy::kSource ? "source" : "destination"));
     }
     return absl::OkStatus();
   };
@@ -233,7 +241,8 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
     if (auto st = r.OnlyKeys(e, path, {"server", "site", "roles"}); !st.ok()) return st;
     sitedb::SiteSystem sys;
     DPR_TRY(server, r.String(e, path, "server", true));
-    if (!IsHostName(server)) return r.Fail(path + "/server", fmt::format("'{}' is not a server name", server));
+    if (!IsHostName(server))
+      return r.Fail(path + "/server", fmt::format("'{}' is not a server name", server));
     sys.server = absl::AsciiStrToUpper(server);
     DPR_TRY(site, r.String(e, path, "site", true));
     if (auto st = site_of(path + "/site", site, std::nullopt); !st.ok()) return st;
@@ -254,15 +263,19 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
     const json& e = (*packages)[i];
     const std::string path = fmt::format("/packages/{}", i);
     if (!e.is_object()) return r.Fail(path, "must be an object");
-    if (auto st = r.OnlyKeys(e, path, {"id", "name", "source_version", "source_site",
-                                       "keep_package_share", "bytes"});
+    if (auto st = r.OnlyKeys(
+            e, path,
+            {"id", "name", "source_version", "source_site", "keep_package_share", "bytes"});
         !st.ok()) {
       return st;
     }
     sitedb::Package p;
     DPR_TRY(id, r.String(e, path, "id", true));
     if (!IsValidPackageId(id)) {
-      return r.Fail(path + "/id", fmt::format("'{}' is not a package ID (site code and five hex digits, like S0700001)", id));
+      return r.Fail(
+          path + "/id",
+          fmt::format("'{}' is not a package ID (site code and five hex digits, like S0700001)",
+                      id));
     }
     p.id = id;
     DPR_TRY(name, r.String(e, path, "name", false, id));
@@ -289,18 +302,20 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
     const json& e = (*dps)[i];
     const std::string path = fmt::format("/distribution_points/{}", i);
     if (!e.is_object()) return r.Fail(path, "must be an object");
-    if (auto st = r.OnlyKeys(e, path, {"dpid", "server", "site", "share", "drive",
-                                       "min_free_space_mb", "agent_endpoint", "roles",
-                                       "shared_in", "eligible", "packages"});
+    if (auto st = r.OnlyKeys(e, path,
+                             {"dpid", "server", "site", "share", "drive", "min_free_space_mb",
+                              "agent_endpoint", "roles", "shared_in", "eligible", "packages"});
         !st.ok()) {
       return st;
     }
     sitedb::InventoryDp dp;
     DPR_TRY(dpid, r.Int(e, path, "dpid", true, 0, 1, 0x7fffffff));
     dp.dpid = dpid;
-    if (!dpids.insert(dpid).second) return r.Fail(path + "/dpid", fmt::format("DPID {} is listed twice", dpid));
+    if (!dpids.insert(dpid).second)
+      return r.Fail(path + "/dpid", fmt::format("DPID {} is listed twice", dpid));
     DPR_TRY(server, r.String(e, path, "server", true));
-    if (!IsHostName(server)) return r.Fail(path + "/server", fmt::format("'{}' is not a server name", server));
+    if (!IsHostName(server))
+      return r.Fail(path + "/server", fmt::format("'{}' is not a server name", server));
     dp.server = absl::AsciiStrToUpper(server);
     if (!servers.insert(dp.server).second) {
       return r.Fail(path + "/server", fmt::format("server '{}' is listed twice", server));
@@ -333,7 +348,9 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
     if (roles->empty()) dp.roles = {sitedb::kRoleSiteSystem, sitedb::kRoleDistributionPoint};
     DPR_TRY(shared_in, r.String(e, path, "shared_in", false));
     if (!shared_in.empty()) {
-      if (auto st = site_of(path + "/shared_in", shared_in, sitedb::Hierarchy::kDestination); !st.ok()) return st;
+      if (auto st = site_of(path + "/shared_in", shared_in, sitedb::Hierarchy::kDestination);
+          !st.ok())
+        return st;
     }
     dp.shared_in_site = shared_in;
     DPR_TRY(eligible, r.Bool(e, path, "eligible", true));
@@ -354,7 +371,9 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
       }
       DPR_TRY(location, r.String(pe, ppath, "location", false, dp.share + "\\" + id));
       auto norm = NormaliseLocation(location);
-      if (!norm.ok()) return r.Fail(ppath + "/location", fmt::format("'{}' {}", location, norm.status().message()));
+      if (!norm.ok())
+        return r.Fail(ppath + "/location",
+                      fmt::format("'{}' {}", location, norm.status().message()));
       dp.packages.push_back({id, *norm});
     }
     inv.distribution_points.push_back(std::move(dp));

@@ -60,9 +60,10 @@ absl::Status JobRunner::Start() {
     if (job.status == JobStatus::kRunning && job.step == kConversionStep) {
       // The conversion was under way (or its .dpu not yet handled): drop
       // the .dpu again; distmgr picks it up and the agent resumes.
-      Log()->info("job {} for '{}' was converting when the controller stopped; requesting "
-                  "conversion again",
-                  job.job_id, job.server);
+      Log()->info(
+          "job {} for '{}' was converting when the controller stopped; requesting "
+          "conversion again",
+          job.job_id, job.server);
       RETURN_IF_ERROR(DropDpu(job));
       ++resumed;
     } else if (job.status == JobStatus::kRunning || job.status == JobStatus::kNotStarted) {
@@ -147,7 +148,7 @@ void JobRunner::Message(const sitedb::UpgradeJob& job, int id, char severity, st
   m.dpid = job.new_dpid != 0 && job.step >= kAssignStep ? job.new_dpid : job.dpid;
   m.package_id = std::move(pkg);
   m.text = std::move(text);
-  auto level = severity == 'E' ? spdlog::level::err
+  auto level = severity == 'E'   ? spdlog::level::err
                : severity == 'W' ? spdlog::level::warn
                                  : spdlog::level::info;
   Log()->log(level, "[job {} '{}'] {}", job.job_id, job.server, m.text);
@@ -175,8 +176,8 @@ void JobRunner::RunJob(int64_t job_id) {
         return;
       }
       Message(job, sitedb::kMsgStepStarted, 'I', "",
-              fmt::format("reassignment of '{}' from {} to {} started", job.server,
-                          job.source_site, job.destination_site));
+              fmt::format("reassignment of '{}' from {} to {} started", job.server, job.source_site,
+                          job.destination_site));
       continue;
     }
     JobView view;
@@ -262,16 +263,16 @@ void JobRunner::RunJob(int64_t job_id) {
         break;
     }
     if (!st.ok()) {
-      const std::string text =
-          fmt::format("step {} ({}) failed: {}", job.step, sitedb::StepName(job.step),
-                      st.message());
-      Message(job, sitedb::kMsgJobFailed, 'E', "", text +
-                  (job.step >= kConversionStep
-                       ? fmt::format("; fix the cause, then drop {}.dpu into the inbox or run "
-                                     "'dpctl dp convert {}'",
-                                     job.new_dpid, job.server)
-                       : fmt::format("; fix the cause, then run 'dpctl reassign {} --to {}' again",
-                                     job.server, job.destination_site)));
+      const std::string text = fmt::format("step {} ({}) failed: {}", job.step,
+                                           sitedb::StepName(job.step), st.message());
+      Message(
+          job, sitedb::kMsgJobFailed, 'E', "",
+          text + (job.step >= kConversionStep
+                      ? fmt::format("; fix the cause, then drop {}.dpu into the inbox or run "
+                                    "'dpctl dp convert {}'",
+                                    job.new_dpid, job.server)
+                      : fmt::format("; fix the cause, then run 'dpctl reassign {} --to {}' again",
+                                    job.server, job.destination_site)));
       if (auto f = store_.MarkJobFailed(job_id, text, Now()); !f.ok()) {
         Log()->error("job {}: cannot record its failure: {}", job_id, f.ToString());
       }
@@ -326,10 +327,10 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
         case v1::ConvertEvent::kPackageStarted: {
           const auto& p = e.package_started();
           record(store_.RecordPackageStarted(job.job_id, p.package_id(), Now()));
-          Message(job, sitedb::kMsgPackageProcessingStarted, 'I', p.package_id(),
-                  fmt::format("started processing package {} ({} file(s), {} byte(s))",
-                              p.package_id(), p.progress().files_total(),
-                              p.progress().bytes_total()));
+          Message(
+              job, sitedb::kMsgPackageProcessingStarted, 'I', p.package_id(),
+              fmt::format("started processing package {} ({} file(s), {} byte(s))", p.package_id(),
+                          p.progress().files_total(), p.progress().bytes_total()));
           break;
         }
         case v1::ConvertEvent::kPackageDone: {
@@ -409,11 +410,11 @@ absl::StatusOr<bool> JobRunner::CheckLibrary(const sitedb::UpgradeJob& job, std:
     return false;
   }
   if (!report.ok() || report.packages_checked() < packages.size()) {
-    std::string first = report.problems_size() > 0
-                            ? fmt::format("{} {}", report.problems(0).path(),
-                                          report.problems(0).detail())
-                            : fmt::format("{} of {} package(s) checked", report.packages_checked(),
-                                          packages.size());
+    std::string first =
+        report.problems_size() > 0
+            ? fmt::format("{} {}", report.problems(0).path(), report.problems(0).detail())
+            : fmt::format("{} of {} package(s) checked", report.packages_checked(),
+                          packages.size());
     *error = fmt::format("the content library on '{}' failed its check ({} problem(s); first: {})",
                          job.server, report.problems_size(), first);
     return false;
@@ -441,9 +442,9 @@ absl::StatusOr<ReassignResult> JobRunner::Reassign(const std::string& dp,
   result.dry_run = dry_run;
   if (auto job = FindJob(dp); job.ok()) {
     if (job->destination_site != to_site) {
-      return absl::FailedPreconditionError(fmt::format(
-          "'{}' already has reassignment job {} to site {}", job->server, job->job_id,
-          job->destination_site));
+      return absl::FailedPreconditionError(
+          fmt::format("'{}' already has reassignment job {} to site {}", job->server, job->job_id,
+                      job->destination_site));
     }
     result.job = *job;
     result.existing = true;
@@ -501,8 +502,8 @@ absl::StatusOr<ReassignResult> JobRunner::Reassign(const std::string& dp,
         row->server, preflight.status().message()));
   }
   if (!preflight->ok() && preflight->has_refusal()) {
-    return absl::FailedPreconditionError(fmt::format("'{}' cannot be reassigned: {}", row->server,
-                                                     preflight->refusal().message()));
+    return absl::FailedPreconditionError(
+        fmt::format("'{}' cannot be reassigned: {}", row->server, preflight->refusal().message()));
   }
   result.bytes_needed = preflight->bytes_needed();
   result.bytes_free = preflight->bytes_free();
@@ -524,8 +525,8 @@ absl::StatusOr<ReassignResult> JobRunner::Reassign(const std::string& dp,
     Message(created.job, sitedb::kMsgStepStarted, 'I', "",
             fmt::format("reassignment of '{}' (DPID {}) to site {} queued: {} package(s), {} "
                         "byte(s) to convert",
-                        created.job.server, created.job.dpid, to_site,
-                        created.job.packages_total, created.job.bytes_total));
+                        created.job.server, created.job.dpid, to_site, created.job.packages_total,
+                        created.job.bytes_total));
     Enqueue(created.job.job_id);
   }
   return result;
@@ -563,9 +564,9 @@ absl::StatusOr<sitedb::UpgradeJob> JobRunner::OnDpu(int64_t dpid) {
 absl::StatusOr<sitedb::UpgradeJob> JobRunner::RequestConversion(const std::string& dp) {
   ASSIGN_OR_RETURN(auto job, FindJob(dp));
   if (job.step < kConversionStep) {
-    return absl::FailedPreconditionError(fmt::format(
-        "'{}' has not reached conversion (job {} is at step {}: {})", job.server, job.job_id,
-        job.step, sitedb::StepName(job.step)));
+    return absl::FailedPreconditionError(
+        fmt::format("'{}' has not reached conversion (job {} is at step {}: {})", job.server,
+                    job.job_id, job.step, sitedb::StepName(job.step)));
   }
   RETURN_IF_ERROR(DropDpu(job));
   return job;

@@ -24,11 +24,11 @@ namespace dpr::reassign {
 
 struct RunnerOptions {
   int max_jobs = 50;
-  std::string inbox_dir;            // distmgr.box
-  std::string controller_identity;  // told to the agent in step 6
-  std::function<std::string()> now; // timestamps; default: UTC now
-  sitedb::FaultHook fault_hook;     // test-only kill points
-  int convert_attempts = 3;         // a broken stream is retried this often, with backoff
+  std::string inbox_dir;             // distmgr.box
+  std::string controller_identity;   // told to the agent in step 6
+  std::function<std::string()> now;  // timestamps; default: UTC now
+  sitedb::FaultHook fault_hook;      // test-only kill points
+  int convert_attempts = 3;          // a broken stream is retried this often, with backoff
   int retry_backoff_ms = 1000;
 };
 

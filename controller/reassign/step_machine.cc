@@ -33,28 +33,32 @@ Eligibility CheckEligibility(const sitedb::DpFacts& f, const std::string& to_sit
   if (!f.dp) return no("no such distribution point in the site database; check 'dpctl dp list'");
   const auto& dp = *f.dp;
   if (!f.to_site) {
-    return no(fmt::format("site '{}' is not in the site database; import it with 'dpctl inventory import'",
-                          to_site));
+    return no(fmt::format(
+        "site '{}' is not in the site database; import it with 'dpctl inventory import'", to_site));
   }
   if (f.to_site->hierarchy != sitedb::Hierarchy::kDestination) {
-    return no(fmt::format("site '{}' is not a destination site: a DP can only be reassigned into "
-                          "the destination hierarchy",
-                          to_site));
+    return no(
+        fmt::format("site '{}' is not a destination site: a DP can only be reassigned into "
+                    "the destination hierarchy",
+                    to_site));
   }
   if (!f.dp_site || f.dp_site->hierarchy != sitedb::Hierarchy::kSource) {
-    return no(fmt::format("'{}' belongs to site {}, which is not a source site; it is not a "
-                          "shared DP of the source hierarchy",
-                          dp.server, dp.site_code));
+    return no(
+        fmt::format("'{}' belongs to site {}, which is not a source site; it is not a "
+                    "shared DP of the source hierarchy",
+                    dp.server, dp.site_code));
   }
   if (!f.shared_in_destination) {
-    return no(fmt::format("'{}' is not shared with site {}: share the source site's DPs with "
-                          "the destination (distribution point sharing) and gather data again",
-                          dp.server, to_site));
+    return no(
+        fmt::format("'{}' is not shared with site {}: share the source site's DPs with "
+                    "the destination (distribution point sharing) and gather data again",
+                    dp.server, to_site));
   }
   if (!f.site_server_sites.empty()) {
-    return no(fmt::format("'{}' is the site server of site {}: a DP on a site server cannot be "
-                          "reassigned",
-                          dp.server, f.site_server_sites.front()));
+    return no(
+        fmt::format("'{}' is the site server of site {}: a DP on a site server cannot be "
+                    "reassigned",
+                    dp.server, f.site_server_sites.front()));
   }
   std::vector<std::string> other;
   for (const auto& role : f.roles) {
@@ -65,19 +69,21 @@ Eligibility CheckEligibility(const sitedb::DpFacts& f, const std::string& to_sit
   if (!other.empty()) {
     std::string list;
     for (const auto& r : other) list += (list.empty() ? "'" : ", '") + r + "'";
-    return no(fmt::format("'{}' has other site system roles in {} ({}); remove them first: only "
-                          "a DP with no other role can be reassigned",
-                          dp.server, dp.site_code, list));
+    return no(
+        fmt::format("'{}' has other site system roles in {} ({}); remove them first: only "
+                    "a DP with no other role can be reassigned",
+                    dp.server, dp.site_code, list));
   }
   if (std::find(f.roles.begin(), f.roles.end(), sitedb::kRoleDistributionPoint) == f.roles.end()) {
-    return no(fmt::format("'{}' has no distribution point role in site {}", dp.server,
-                          dp.site_code));
+    return no(
+        fmt::format("'{}' has no distribution point role in site {}", dp.server, dp.site_code));
   }
   if (!f.eligible_flag) {
-    return no(fmt::format("the destination marks '{}' as not eligible for upgrade "
-                          "(MigrationDP.EligibleForUpgrade = 0); fix what data gathering reported "
-                          "and gather again",
-                          dp.server));
+    return no(
+        fmt::format("the destination marks '{}' as not eligible for upgrade "
+                    "(MigrationDP.EligibleForUpgrade = 0); fix what data gathering reported "
+                    "and gather again",
+                    dp.server));
   }
   return {true, ""};
 }
@@ -94,7 +100,8 @@ Eligibility CheckSpace(uint64_t bytes_needed, uint64_t bytes_free, const std::st
 RetryDecision DecideReassignRetry(const sitedb::UpgradeJob& job) {
   switch (job.status) {
     case JobStatus::kCompleted:
-      return {false, 0, fmt::format("job {} for '{}' is already completed", job.job_id, job.server)};
+      return {false, 0,
+              fmt::format("job {} for '{}' is already completed", job.job_id, job.server)};
     case JobStatus::kRunning:
     case JobStatus::kNotStarted:
       return {false, job.step, ""};  // already going: the caller gets the job as it is

@@ -35,13 +35,13 @@ struct JobView {
 };
 
 enum class ActionKind {
-  kWait,            // nothing to do now (queued, finished, or waiting for the .dpu)
-  kCommitStep,      // run the step's database effects and advance, one transaction
-  kAssignAndCommit, // step 6: tell the agent (idempotent), then commit
-  kDropDpu,         // step 8: write <DPID>.dpu into distmgr's inbox
-  kConvert,         // step 8: distmgr has the .dpu: drive the agent's conversion
-  kCheckLibrary,    // step 9: ask the agent for DataLib/FileLib/PkgLib and every package
-  kFail,            // record the failure; a retry (.dpu or reassign again) resumes
+  kWait,             // nothing to do now (queued, finished, or waiting for the .dpu)
+  kCommitStep,       // run the step's database effects and advance, one transaction
+  kAssignAndCommit,  // step 6: tell the agent (idempotent), then commit
+  kDropDpu,          // step 8: write <DPID>.dpu into distmgr's inbox
+  kConvert,          // step 8: distmgr has the .dpu: drive the agent's conversion
+  kCheckLibrary,     // step 9: ask the agent for DataLib/FileLib/PkgLib and every package
+  kFail,             // record the failure; a retry (.dpu or reassign again) resumes
 };
 
 struct Action {

@@ -2,27 +2,247 @@
 
 #include <chrono>
 
+#include "absl/strings/numbers.h"
+#include "absl/time/time.h"
 #include "common/grpc/peer_identity.h"
+#include "common/grpc/status_convert.h"
+#include "common/log/logging.h"
+#include "common/status/fmt_absl.h"
+#include "controller/inventory/inventory_json.h"
+#include "fmt/format.h"
 
 namespace dpr::controller {
 
-AdminServiceImpl::AdminServiceImpl(ControllerConfig config, std::string server_name)
+namespace v1 = ::dpreassign::v1;
+
+namespace {
+
+int64_t UnixMs(const std::string& iso) {
+  absl::Time t;
+  std::string err;
+  if (iso.empty() || !absl::ParseTime(absl::RFC3339_full, iso, &t, &err)) return 0;
+  return absl::ToUnixMillis(t);
+}
+
+void ToProto(const sitedb::UpgradeJob& j, v1::Job* out) {
+  out->set_job_id(static_cast<uint64_t>(j.job_id));
+  out->set_dpid(static_cast<uint32_t>(j.new_dpid != 0 && j.step >= 6 ? j.new_dpid : j.dpid));
+  out->set_server_name(j.server);
+  out->set_source_site(j.source_site);
+  out->set_destination_site(j.destination_site);
+  out->set_status(j.status == sitedb::JobStatus::kNotStarted
+                      ? v1::JOB_STATUS_QUEUED
+                      : static_cast<v1::JobStatus>(static_cast<int>(j.status)));
+  out->set_step(static_cast<uint32_t>(j.step));
+  out->set_step_name(std::string(sitedb::StepName(j.step)));
+  if (!j.last_error.empty()) out->mutable_last_error()->set_message(j.last_error);
+  out->set_start_unix_ms(UnixMs(j.start_time));
+  out->set_end_unix_ms(UnixMs(j.end_time));
+  out->set_packages_total(static_cast<uint32_t>(j.packages_total));
+  out->set_packages_converted(static_cast<uint32_t>(j.packages_converted));
+  out->mutable_progress()->set_bytes_total(static_cast<uint64_t>(j.bytes_total));
+  out->mutable_progress()->set_bytes_done(static_cast<uint64_t>(j.bytes_done));
+}
+
+void ToProto(const sitedb::DistributionPointRow& d, v1::DistributionPoint* out) {
+  out->set_dpid(static_cast<uint32_t>(d.dpid));
+  out->set_server_name(d.server);
+  out->set_nal_path(d.nal_path);
+  out->set_site_code(d.site_code);
+  out->set_agent_endpoint(d.agent_endpoint);
+  out->set_is_active(d.is_active);
+  out->set_packages(static_cast<uint32_t>(d.packages));
+}
+
+grpc::Status Fail(const absl::Status& st) {
+  SPDLOG_WARN("admin request failed: {}", st.ToString());
+  return ToGrpcStatus(st);
+}
+
+absl::StatusOr<sitedb::DistributionPointRow> Resolve(sitedb::SiteStore& store,
+                                                     const std::string& dp) {
+  int64_t dpid = 0;
+  absl::StatusOr<std::optional<sitedb::DistributionPointRow>> row =
+      absl::SimpleAtoi(dp, &dpid) ? store.GetDistributionPoint(dpid)
+                                  : store.FindDistributionPoint(dp);
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) {
+    return absl::NotFoundError(
+        fmt::format("no distribution point '{}'; 'dpctl dp list' shows the known ones", dp));
+  }
+  return **row;
+}
+
+}  // namespace
+
+AdminServiceImpl::AdminServiceImpl(ControllerConfig config, std::string server_name,
+                                   sitedb::SiteStore& store, reassign::JobRunner& runner,
+                                   AgentConnector& agents)
     : config_(std::move(config)),
       server_name_(std::move(server_name)),
+      store_(store),
+      runner_(runner),
+      agents_(agents),
       started_unix_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::system_clock::now().time_since_epoch())
                            .count()) {}
 
 grpc::Status AdminServiceImpl::GetStatus(grpc::ServerContext* context,
-                                         const dpreassign::v1::GetControllerStatusRequest*,
-                                         dpreassign::v1::ControllerStatus* response) {
+                                         const v1::GetControllerStatusRequest*,
+                                         v1::ControllerStatus* response) {
   response->set_version(DPR_VERSION);
   response->set_server_name(server_name_);
   response->set_data_dir(config_.daemon.data_dir);
   response->set_started_unix_ms(started_unix_ms_);
+  response->set_jobs_running(static_cast<uint32_t>(runner_.running()));
+  response->set_jobs_queued(static_cast<uint32_t>(runner_.queued()));
+  if (auto sites = store_.ListSites(); sites.ok()) {
+    for (const auto& s : *sites) response->add_site_codes(s.code);
+  }
   if (auto peer = PeerFromAuthContext(*context->auth_context()); peer.ok()) {
     response->set_peer_identity(peer->Describe());
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::ImportInventory(grpc::ServerContext*,
+                                               const v1::ImportInventoryRequest* request,
+                                               v1::ImportInventoryResponse* response) {
+  auto inv = ParseInventory(request->json(),
+                            request->source_name().empty() ? "inventory" : request->source_name());
+  if (!inv.ok()) return Fail(inv.status());
+  if (request->dry_run()) {
+    response->set_sites(static_cast<uint32_t>(inv->sites.size()));
+    response->set_distribution_points(static_cast<uint32_t>(inv->distribution_points.size()));
+    response->set_packages(static_cast<uint32_t>(inv->packages.size()));
+    return grpc::Status::OK;
+  }
+  auto counts = store_.ImportInventory(*inv);
+  if (!counts.ok()) return Fail(counts.status());
+  SPDLOG_INFO("inventory '{}' imported: {} site(s), {} DP(s), {} package(s), {} location(s)",
+              request->source_name(), counts->sites, counts->distribution_points, counts->packages,
+              counts->package_locations);
+  response->set_sites(static_cast<uint32_t>(counts->sites));
+  response->set_distribution_points(static_cast<uint32_t>(counts->distribution_points));
+  response->set_packages(static_cast<uint32_t>(counts->packages));
+  response->set_package_locations(static_cast<uint32_t>(counts->package_locations));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::ListDistributionPoints(
+    grpc::ServerContext*, const v1::ListDistributionPointsRequest* request,
+    v1::ListDistributionPointsResponse* response) {
+  auto dps = store_.ListDistributionPoints(request->site_code());
+  if (!dps.ok()) return Fail(dps.status());
+  for (const auto& d : *dps) {
+    auto* out = response->add_distribution_points();
+    ToProto(d, out);
+    if (auto job = store_.FindJobByDpid(d.dpid); job.ok() && job->has_value()) {
+      out->set_upgrade_status(static_cast<v1::JobStatus>(static_cast<int>((*job)->status)));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::GetDistributionPoint(grpc::ServerContext*,
+                                                    const v1::GetDistributionPointRequest* request,
+                                                    v1::DistributionPointDetail* response) {
+  auto dp = Resolve(store_, request->dp());
+  auto job = runner_.FindJob(request->dp());
+  if (!dp.ok() && !job.ok()) return Fail(dp.status());
+  if (dp.ok()) ToProto(*dp, response->mutable_distribution_point());
+  if (job.ok()) {
+    ToProto(*job, response->mutable_job());
+    if (auto pkgs = store_.ListConversionPackages(job->job_id); pkgs.ok()) {
+      static constexpr const char* kStates[] = {"legacy", "converting", "converted", "failed"};
+      for (const auto& p : *pkgs) {
+        auto* out = response->add_packages();
+        out->set_package_id(p.package_id);
+        out->set_name(p.name);
+        out->set_source_version(static_cast<uint32_t>(p.source_version));
+        out->set_location(p.location);
+        out->set_keep_package_share(p.keep_package_share);
+        out->set_state(kStates[static_cast<int>(p.state) & 3]);
+        if (!p.last_error.empty()) out->mutable_error()->set_message(p.last_error);
+      }
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::StartReassignment(grpc::ServerContext* context,
+                                                 const v1::StartReassignmentRequest* request,
+                                                 v1::StartReassignmentResponse* response) {
+  std::string who = "?";
+  if (auto peer = PeerFromAuthContext(*context->auth_context()); peer.ok()) who = peer->Describe();
+  SPDLOG_INFO("{} asks to reassign '{}' to {}{}", who, request->dp(), request->to_site(),
+              request->dry_run() ? " (dry run)" : "");
+  auto result = runner_.Reassign(request->dp(), request->to_site(), request->dry_run());
+  if (!result.ok()) return Fail(result.status());
+  if (result->job.job_id != 0) ToProto(result->job, response->mutable_job());
+  response->set_existing(result->existing);
+  auto* plan = response->mutable_plan();
+  plan->set_eligible(true);
+  plan->set_bytes_needed(result->bytes_needed);
+  plan->set_bytes_free(result->bytes_free);
+  plan->set_packages(static_cast<uint32_t>(result->packages));
+  for (const auto& step : result->plan) {
+    auto* s = plan->add_steps();
+    s->set_step(static_cast<uint32_t>(step.step));
+    s->set_name(step.name);
+    for (const auto& c : step.changes) {
+      auto* rc = s->add_changes();
+      rc->set_table(c.table);
+      rc->set_rows(static_cast<uint32_t>(c.rows));
+      rc->set_what(c.what);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*,
+                                        v1::ListJobsResponse* response) {
+  auto jobs = store_.ListJobs();
+  if (!jobs.ok()) return Fail(jobs.status());
+  for (const auto& j : *jobs) ToProto(j, response->add_jobs());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
+                                      v1::Job* response) {
+  auto job = store_.GetJob(static_cast<int64_t>(request->job_id()));
+  if (!job.ok()) return Fail(job.status());
+  if (!job->has_value()) {
+    return Fail(absl::NotFoundError(
+        fmt::format("no job {}; 'dpctl job list' shows them", request->job_id())));
+  }
+  ToProto(**job, response);
+  if (auto msgs = store_.ListMessages(static_cast<int64_t>(request->job_id()), 0);
+      msgs.ok() && !msgs->empty()) {
+    response->set_last_seq(static_cast<uint64_t>(msgs->back().record_id));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::RetryConversion(grpc::ServerContext*,
+                                               const v1::RetryConversionRequest* request,
+                                               v1::Job* response) {
+  auto job = runner_.RequestConversion(request->dp());
+  if (!job.ok()) return Fail(job.status());
+  ToProto(*job, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::VerifyDistributionPoint(
+    grpc::ServerContext*, const v1::VerifyDistributionPointRequest* request,
+    v1::VerifyReport* response) {
+  auto dp = Resolve(store_, request->dp());
+  if (!dp.ok()) return Fail(dp.status());
+  auto agent = agents_.Connect(dp->agent_endpoint, dp->server);
+  if (!agent.ok()) return Fail(agent.status());
+  auto report = (*agent)->Verify({});
+  if (!report.ok()) return Fail(report.status());
+  *response = *report;
   return grpc::Status::OK;
 }
 

@@ -95,8 +95,7 @@ class SiteStore {
       std::string_view old_nal, std::string_view new_nal, std::string_view new_site) = 0;
 
   // --- conversion (step 8) --------------------------------------------------
-  virtual absl::StatusOr<std::vector<ConversionPackage>> ListConversionPackages(
-      int64_t job_id) = 0;
+  virtual absl::StatusOr<std::vector<ConversionPackage>> ListConversionPackages(int64_t job_id) = 0;
   // The same for a DP that has no job yet (preflight before step 1).
   virtual absl::StatusOr<std::vector<ConversionPackage>> ListDpPackages(int64_t dpid) = 0;
   virtual absl::Status RecordPackageStarted(int64_t job_id, std::string_view package_id,

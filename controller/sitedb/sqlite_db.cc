@@ -47,7 +47,8 @@ int TraceCallback(unsigned type, void* context, void* p, void* x) {
 }  // namespace
 
 Statement::Statement(Statement&& other) noexcept
-    : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)),
+    : db_(other.db_),
+      stmt_(std::exchange(other.stmt_, nullptr)),
       bind_error_(std::move(other.bind_error_)) {}
 
 Statement::~Statement() { sqlite3_finalize(stmt_); }
@@ -153,15 +154,14 @@ absl::Status SqliteDb::Exec(std::string_view sql) {
   if (rc != SQLITE_OK) {
     std::string why = message != nullptr ? message : sqlite3_errstr(rc);
     sqlite3_free(message);
-    return absl::Status(CodeFor(rc),
-                        fmt::format("site database '{}': {}: {}", path_, text, why));
+    return absl::Status(CodeFor(rc), fmt::format("site database '{}': {}: {}", path_, text, why));
   }
   return absl::OkStatus();
 }
 
 absl::Status SqliteDb::Error(int rc, std::string_view what) const {
-  return absl::Status(CodeFor(rc), fmt::format("site database '{}': {}: {}", path_, what,
-                                               sqlite3_errmsg(db_)));
+  return absl::Status(CodeFor(rc),
+                      fmt::format("site database '{}': {}: {}", path_, what, sqlite3_errmsg(db_)));
 }
 
 absl::StatusOr<std::unique_ptr<Transaction>> Transaction::Begin(SqliteDb& db) {

@@ -113,26 +113,29 @@ class SqliteSiteStore final : public SiteStore {
     ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
     ImportCounts counts;
     for (const Site& site : inv.sites) {
-      ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                   "INSERT INTO Sites (SiteCode, SiteName, Hierarchy, Version) "
-                                   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (SiteCode) DO UPDATE SET "
-                                   "SiteName = ?2, Hierarchy = ?3, Version = ?4"));
-      s.Bind(1, site.code).Bind(2, site.name).Bind(3, HierarchyText(site.hierarchy)).Bind(4,
-                                                                                          site.version);
+      ASSIGN_OR_RETURN(auto s,
+                       db_->Prepare("INSERT INTO Sites (SiteCode, SiteName, Hierarchy, Version) "
+                                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (SiteCode) DO UPDATE SET "
+                                    "SiteName = ?2, Hierarchy = ?3, Version = ?4"));
+      s.Bind(1, site.code)
+          .Bind(2, site.name)
+          .Bind(3, HierarchyText(site.hierarchy))
+          .Bind(4, site.version);
       RETURN_IF_ERROR(s.Run().status());
       ++counts.sites;
     }
     for (const SiteSystem& sys : inv.site_systems) {
       for (const std::string& role : sys.roles) {
-        RETURN_IF_ERROR(InsertRole(role, sys.server, sys.site, SiteSystemNalText(sys.server, sys.site)));
+        RETURN_IF_ERROR(
+            InsertRole(role, sys.server, sys.site, SiteSystemNalText(sys.server, sys.site)));
       }
     }
     for (const Package& p : inv.packages) {
-      ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                   "INSERT INTO Packages (PkgID, Name, SourceVersion, SourceSite, "
-                                   "KeepPackageShare, Bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-                                   "ON CONFLICT (PkgID) DO UPDATE SET Name = ?2, SourceVersion = ?3, "
-                                   "SourceSite = ?4, KeepPackageShare = ?5, Bytes = ?6"));
+      ASSIGN_OR_RETURN(
+          auto s, db_->Prepare("INSERT INTO Packages (PkgID, Name, SourceVersion, SourceSite, "
+                               "KeepPackageShare, Bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                               "ON CONFLICT (PkgID) DO UPDATE SET Name = ?2, SourceVersion = ?3, "
+                               "SourceSite = ?4, KeepPackageShare = ?5, Bytes = ?6"));
       s.Bind(1, p.id).Bind(2, p.name).Bind(3, p.source_version).Bind(4, p.source_site);
       s.Bind(5, int64_t{p.keep_package_share}).Bind(6, p.bytes);
       RETURN_IF_ERROR(s.Run().status());
@@ -149,9 +152,9 @@ class SqliteSiteStore final : public SiteStore {
 
   absl::StatusOr<std::vector<Site>> ListSites() override {
     std::lock_guard<std::mutex> l(mu_);
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "SELECT SiteCode, SiteName, Hierarchy, Version FROM Sites ORDER BY "
-                                 "SiteCode"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("SELECT SiteCode, SiteName, Hierarchy, Version FROM Sites ORDER BY "
+                             "SiteCode"));
     std::vector<Site> out;
     for (;;) {
       ASSIGN_OR_RETURN(bool row, s.Step());
@@ -166,10 +169,10 @@ class SqliteSiteStore final : public SiteStore {
   absl::StatusOr<std::vector<DistributionPointRow>> ListDistributionPoints(
       std::string_view site_code) override {
     std::lock_guard<std::mutex> l(mu_);
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(fmt::format(
-                                 "SELECT {} FROM DistributionPoints d WHERE ?1 = '' OR "
-                                 "d.SMSSiteCode = ?1 ORDER BY d.DPID",
-                                 kDpColumns)));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare(fmt::format("SELECT {} FROM DistributionPoints d WHERE ?1 = '' OR "
+                                         "d.SMSSiteCode = ?1 ORDER BY d.DPID",
+                                         kDpColumns)));
     s.Bind(1, site_code);
     std::vector<DistributionPointRow> out;
     for (;;) {
@@ -201,9 +204,9 @@ class SqliteSiteStore final : public SiteStore {
     if (!f.dp) return f;
     ASSIGN_OR_RETURN(f.dp_site, OneSite(f.dp->site_code));
     {
-      ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                   "SELECT RoleName FROM SysResList WHERE ServerName = ?1 AND "
-                                   "SiteCode = ?2 ORDER BY RoleName"));
+      ASSIGN_OR_RETURN(auto s,
+                       db_->Prepare("SELECT RoleName FROM SysResList WHERE ServerName = ?1 AND "
+                                    "SiteCode = ?2 ORDER BY RoleName"));
       s.Bind(1, f.dp->server).Bind(2, f.dp->site_code);
       for (;;) {
         ASSIGN_OR_RETURN(bool row, s.Step());
@@ -212,9 +215,9 @@ class SqliteSiteStore final : public SiteStore {
       }
     }
     {
-      ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                   "SELECT SiteCode FROM SysResList WHERE ServerName = ?1 AND "
-                                   "RoleName = ?2 ORDER BY SiteCode"));
+      ASSIGN_OR_RETURN(auto s,
+                       db_->Prepare("SELECT SiteCode FROM SysResList WHERE ServerName = ?1 AND "
+                                    "RoleName = ?2 ORDER BY SiteCode"));
       s.Bind(1, f.dp->server).Bind(2, kRoleSiteServer);
       for (;;) {
         ASSIGN_OR_RETURN(bool row, s.Step());
@@ -223,18 +226,18 @@ class SqliteSiteStore final : public SiteStore {
       }
     }
     {
-      ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                   "SELECT EligibleForUpgrade FROM MigrationDP WHERE ServerName = ?1 "
-                                   "AND SiteCode = ?2 AND AttachingSiteCode = ?3"));
+      ASSIGN_OR_RETURN(
+          auto s, db_->Prepare("SELECT EligibleForUpgrade FROM MigrationDP WHERE ServerName = ?1 "
+                               "AND SiteCode = ?2 AND AttachingSiteCode = ?3"));
       s.Bind(1, f.dp->server).Bind(2, to_site).Bind(3, f.dp->site_code);
       ASSIGN_OR_RETURN(bool row, s.Step());
       f.shared_in_destination = row;
       f.eligible_flag = row && s.Int(0) != 0;
     }
     {
-      ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                   "SELECT COUNT(*), IFNULL(SUM(p.Bytes), 0) FROM ContentDPMap c "
-                                   "JOIN Packages p ON p.PkgID = c.ContentID WHERE c.NALPath = ?1"));
+      ASSIGN_OR_RETURN(
+          auto s, db_->Prepare("SELECT COUNT(*), IFNULL(SUM(p.Bytes), 0) FROM ContentDPMap c "
+                               "JOIN Packages p ON p.PkgID = c.ContentID WHERE c.NALPath = ?1"));
       s.Bind(1, f.dp->nal_path);
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (row) {
@@ -261,21 +264,21 @@ class SqliteSiteStore final : public SiteStore {
     }
     ASSIGN_OR_RETURN(auto dp, OneDp("d.DPID = ?1", std::to_string(dpid)));
     if (!dp) return absl::NotFoundError(fmt::format("no distribution point with DPID {}", dpid));
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "INSERT INTO DPUpgradeStatus (DPID, ServerName, NALPath, "
-                                 "SourceNALPath, SourceSiteCode, DestinationSiteCode, AgentEndpoint, "
-                                 "ShareName, Status, Step, StartTime, PackagesTotal, BytesTotal, "
-                                 "NewDPID) "
-                                 "SELECT ?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, 0, 1, ?8, COUNT(*), "
-                                 "IFNULL(SUM(p.Bytes), 0), "
-                                 // The DP's ID in the destination is fixed now, not in step
-                                 // 6, so the agent can be told it before step 6 commits.
-                                 "1 + MAX((SELECT IFNULL(MAX(DPID), 0) FROM DistributionPoints), "
-                                 "(SELECT IFNULL(MAX(NewDPID), 0) FROM DPUpgradeStatus), "
-                                 "(SELECT IFNULL(MAX(seq), 0) FROM sqlite_sequence WHERE name = "
-                                 "'DistributionPoints')) "
-                                 "FROM ContentDPMap c JOIN Packages p ON "
-                                 "p.PkgID = c.ContentID WHERE c.NALPath = ?3"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("INSERT INTO DPUpgradeStatus (DPID, ServerName, NALPath, "
+                             "SourceNALPath, SourceSiteCode, DestinationSiteCode, AgentEndpoint, "
+                             "ShareName, Status, Step, StartTime, PackagesTotal, BytesTotal, "
+                             "NewDPID) "
+                             "SELECT ?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, 0, 1, ?8, COUNT(*), "
+                             "IFNULL(SUM(p.Bytes), 0), "
+                             // The DP's ID in the destination is fixed now, not in step
+                             // 6, so the agent can be told it before step 6 commits.
+                             "1 + MAX((SELECT IFNULL(MAX(DPID), 0) FROM DistributionPoints), "
+                             "(SELECT IFNULL(MAX(NewDPID), 0) FROM DPUpgradeStatus), "
+                             "(SELECT IFNULL(MAX(seq), 0) FROM sqlite_sequence WHERE name = "
+                             "'DistributionPoints')) "
+                             "FROM ContentDPMap c JOIN Packages p ON "
+                             "p.PkgID = c.ContentID WHERE c.NALPath = ?3"));
     s.Bind(1, dpid).Bind(2, dp->server).Bind(3, dp->nal_path).Bind(4, dp->site_code);
     s.Bind(5, to_site).Bind(6, dp->agent_endpoint).Bind(7, dp->share).Bind(8, now);
     RETURN_IF_ERROR(s.Run().status());
@@ -310,22 +313,24 @@ class SqliteSiteStore final : public SiteStore {
 
   absl::Status MarkJobRunning(int64_t job_id, std::string_view now) override {
     std::lock_guard<std::mutex> l(mu_);
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "UPDATE DPUpgradeStatus SET Status = 2, LastError = '', EndTime = '', "
-                                 "StartTime = CASE WHEN StartTime = '' THEN ?2 ELSE StartTime END "
-                                 "WHERE JobID = ?1 AND Status IN (0, 2, 3, 4)"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("UPDATE DPUpgradeStatus SET Status = 2, LastError = '', EndTime = '', "
+                             "StartTime = CASE WHEN StartTime = '' THEN ?2 ELSE StartTime END "
+                             "WHERE JobID = ?1 AND Status IN (0, 2, 3, 4)"));
     s.Bind(1, job_id).Bind(2, now);
     ASSIGN_OR_RETURN(int64_t n, s.Run());
-    if (n == 0) return absl::FailedPreconditionError(fmt::format("job {} cannot run: it is completed or absent", job_id));
+    if (n == 0)
+      return absl::FailedPreconditionError(
+          fmt::format("job {} cannot run: it is completed or absent", job_id));
     return absl::OkStatus();
   }
 
   absl::Status MarkJobFailed(int64_t job_id, std::string_view error,
                              std::string_view now) override {
     std::lock_guard<std::mutex> l(mu_);
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "UPDATE DPUpgradeStatus SET Status = 3, LastError = ?2, EndTime = ?3 "
-                                 "WHERE JobID = ?1"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("UPDATE DPUpgradeStatus SET Status = 3, LastError = ?2, EndTime = ?3 "
+                             "WHERE JobID = ?1"));
     s.Bind(1, job_id).Bind(2, error).Bind(3, now);
     return s.Run().status();
   }
@@ -341,16 +346,16 @@ class SqliteSiteStore final : public SiteStore {
           "reassignment itself with 'dpctl reassign {} --to {}'",
           job_id, job->server, job->step, StepName(job->step), job->server, job->destination_site));
     }
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "UPDATE DPUpgradeStatus SET Status = 2, Step = 8, LastError = '', "
-                                 "EndTime = '' WHERE JobID = ?1"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("UPDATE DPUpgradeStatus SET Status = 2, Step = 8, LastError = '', "
+                             "EndTime = '' WHERE JobID = ?1"));
     s.Bind(1, job_id);
     RETURN_IF_ERROR(s.Run().status());
     // Packages that failed last time are tried again; converted ones stay
     // converted (the agent reports them as already done).
-    ASSIGN_OR_RETURN(auto reset, db_->Prepare(
-                                     "UPDATE PkgStatus SET State = 0, LastError = '', UpdateTime = ?2 "
-                                     "WHERE Type = 2 AND PkgServer = ?1 AND State IN (1, 3)"));
+    ASSIGN_OR_RETURN(auto reset,
+                     db_->Prepare("UPDATE PkgStatus SET State = 0, LastError = '', UpdateTime = ?2 "
+                                  "WHERE Type = 2 AND PkgServer = ?1 AND State IN (1, 3)"));
     reset.Bind(1, job->nal_path).Bind(2, now);
     RETURN_IF_ERROR(reset.Run().status());
     ASSIGN_OR_RETURN(job, JobWhere("JobID = ?1", std::to_string(job_id)));
@@ -371,9 +376,10 @@ class SqliteSiteStore final : public SiteStore {
     std::vector<RowChange> changes;
     const std::string prefix = fmt::format("step{}.", step);
     if (step == 7) {
-      ASSIGN_OR_RETURN(changes, UpgradeRows(job->source_nal_path, SiteSystemNalText(job->server, job->destination_site),
-                                            job->destination_site, job->server,
-                                            job->source_site, true));
+      ASSIGN_OR_RETURN(
+          changes,
+          UpgradeRows(job->source_nal_path, SiteSystemNalText(job->server, job->destination_site),
+                      job->destination_site, job->server, job->source_site, true));
     } else {
       for (const StepSql& sql : StepStatements(*job, step)) {
         ASSIGN_OR_RETURN(int64_t n, sql.sql.empty() ? Count(sql) : Change(sql));
@@ -381,8 +387,9 @@ class SqliteSiteStore final : public SiteStore {
       }
     }
     std::string advance =
-        step == 9 ? "UPDATE DPUpgradeStatus SET Status = 1, EndTime = ?2, LastError = '' WHERE JobID = ?1"
-                  : "UPDATE DPUpgradeStatus SET Step = Step + 1 WHERE JobID = ?1";
+        step == 9
+            ? "UPDATE DPUpgradeStatus SET Status = 1, EndTime = ?2, LastError = '' WHERE JobID = ?1"
+            : "UPDATE DPUpgradeStatus SET Step = Step + 1 WHERE JobID = ?1";
     ASSIGN_OR_RETURN(auto s, db_->Prepare(advance));
     s.Bind(1, job_id);
     if (step == 9) s.Bind(2, now);
@@ -406,10 +413,10 @@ class SqliteSiteStore final : public SiteStore {
     job.destination_site = std::string(to_site);
     job.agent_endpoint = dp->agent_endpoint;
     job.share = dp->share;
-    std::vector<StepSql> sqls = step == 7 ? UpgradeStatements(job.source_nal_path,
-                                                              SiteSystemNalText(job.server, to_site),
-                                                              to_site, job.server, job.source_site)
-                                          : StepStatements(job, step);
+    std::vector<StepSql> sqls =
+        step == 7 ? UpgradeStatements(job.source_nal_path, SiteSystemNalText(job.server, to_site),
+                                      to_site, job.server, job.source_site)
+                  : StepStatements(job, step);
     std::vector<RowChange> out;
     for (const StepSql& sql : sqls) {
       int64_t n = 1;  // an insert adds one row
@@ -427,8 +434,8 @@ class SqliteSiteStore final : public SiteStore {
     ASSIGN_OR_RETURN(NalPath old_parsed, ParseNalPath(old_nal));
     ASSIGN_OR_RETURN(NalPath new_parsed, ParseNalPath(new_nal));
     ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
-    ASSIGN_OR_RETURN(auto changes, UpgradeRows(old_nal, new_nal, new_site,
-                                               new_parsed.server, old_parsed.site_code, false));
+    ASSIGN_OR_RETURN(auto changes, UpgradeRows(old_nal, new_nal, new_site, new_parsed.server,
+                                               old_parsed.site_code, false));
     RETURN_IF_ERROR(tx->Commit());
     return changes;
   }
@@ -464,9 +471,9 @@ class SqliteSiteStore final : public SiteStore {
 
   absl::StatusOr<int64_t> AddMessage(const StatusMessage& m) override {
     std::lock_guard<std::mutex> l(mu_);
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "INSERT INTO StatusMessages (JobID, MessageID, Severity, Component, "
-                                 "Time, DPID, PkgID, Text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("INSERT INTO StatusMessages (JobID, MessageID, Severity, Component, "
+                             "Time, DPID, PkgID, Text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
     s.Bind(1, m.job_id).Bind(2, int64_t{m.message_id}).Bind(3, std::string(1, m.severity));
     s.Bind(4, m.component).Bind(5, m.time).Bind(6, m.dpid).Bind(7, m.package_id).Bind(8, m.text);
     RETURN_IF_ERROR(s.Run().status());
@@ -476,10 +483,10 @@ class SqliteSiteStore final : public SiteStore {
   absl::StatusOr<std::vector<StatusMessage>> ListMessages(int64_t job_id,
                                                           int64_t after_record_id) override {
     std::lock_guard<std::mutex> l(mu_);
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "SELECT RecordID, JobID, MessageID, Severity, Component, Time, "
-                                 "IFNULL(DPID, 0), PkgID, Text FROM StatusMessages WHERE JobID = ?1 "
-                                 "AND RecordID > ?2 ORDER BY RecordID"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("SELECT RecordID, JobID, MessageID, Severity, Component, Time, "
+                             "IFNULL(DPID, 0), PkgID, Text FROM StatusMessages WHERE JobID = ?1 "
+                             "AND RecordID > ?2 ORDER BY RecordID"));
     s.Bind(1, job_id).Bind(2, after_record_id);
     std::vector<StatusMessage> out;
     for (;;) {
@@ -526,9 +533,9 @@ class SqliteSiteStore final : public SiteStore {
 
   absl::Status InsertRole(std::string_view role, std::string_view server, std::string_view site,
                           std::string_view nal) {
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "INSERT INTO SysResList (RoleName, ServerName, SiteCode, NALPath) "
-                                 "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("INSERT INTO SysResList (RoleName, ServerName, SiteCode, NALPath) "
+                             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
     s.Bind(1, role).Bind(2, server).Bind(3, site).Bind(4, nal);
     return s.Run().status();
   }
@@ -536,9 +543,9 @@ class SqliteSiteStore final : public SiteStore {
   absl::StatusOr<int64_t> ImportDp(const InventoryDp& dp) {
     const std::string nal = SiteSystemNalText(dp.server, dp.site);
     {
-      ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                   "SELECT JobID FROM DPUpgradeStatus WHERE DPID = ?1 OR NewDPID = ?1 "
-                                   "OR ServerName = ?2"));
+      ASSIGN_OR_RETURN(
+          auto s, db_->Prepare("SELECT JobID FROM DPUpgradeStatus WHERE DPID = ?1 OR NewDPID = ?1 "
+                               "OR ServerName = ?2"));
       s.Bind(1, dp.dpid).Bind(2, dp.server);
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (row) {
@@ -549,9 +556,9 @@ class SqliteSiteStore final : public SiteStore {
       }
     }
     {
-      ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                   "SELECT DPID FROM DistributionPoints WHERE (DPID = ?1) != "
-                                   "(NALPath = ?2) AND (DPID = ?1 OR NALPath = ?2)"));
+      ASSIGN_OR_RETURN(auto s,
+                       db_->Prepare("SELECT DPID FROM DistributionPoints WHERE (DPID = ?1) != "
+                                    "(NALPath = ?2) AND (DPID = ?1 OR NALPath = ?2)"));
       s.Bind(1, dp.dpid).Bind(2, nal);
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (row) {
@@ -560,12 +567,12 @@ class SqliteSiteStore final : public SiteStore {
             dp.dpid, dp.server, dp.site, s.Int(0)));
       }
     }
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "INSERT INTO DistributionPoints (DPID, ServerName, NALPath, "
-                                 "SMSSiteCode, ShareName, DPDrive, MinFreeSpace, AgentEndpoint) "
-                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (DPID) DO UPDATE "
-                                 "SET ServerName = ?2, SMSSiteCode = ?4, ShareName = ?5, DPDrive = ?6, "
-                                 "MinFreeSpace = ?7, AgentEndpoint = ?8"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("INSERT INTO DistributionPoints (DPID, ServerName, NALPath, "
+                             "SMSSiteCode, ShareName, DPDrive, MinFreeSpace, AgentEndpoint) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (DPID) DO UPDATE "
+                             "SET ServerName = ?2, SMSSiteCode = ?4, ShareName = ?5, DPDrive = ?6, "
+                             "MinFreeSpace = ?7, AgentEndpoint = ?8"));
     s.Bind(1, dp.dpid).Bind(2, dp.server).Bind(3, nal).Bind(4, dp.site).Bind(5, dp.share);
     s.Bind(6, dp.drive).Bind(7, dp.min_free_space_mb).Bind(8, dp.agent_endpoint);
     RETURN_IF_ERROR(s.Run().status());
@@ -577,7 +584,8 @@ class SqliteSiteStore final : public SiteStore {
       RETURN_IF_ERROR(InsertRole(kRoleSiteSystem, dp.server, dp.shared_in_site, nal));
       RETURN_IF_ERROR(InsertRole(kRoleSharedDistributionPoint, dp.server, dp.shared_in_site, nal));
     }
-    ASSIGN_OR_RETURN(auto site_name_stmt, db_->Prepare("SELECT SiteName FROM Sites WHERE SiteCode = ?1"));
+    ASSIGN_OR_RETURN(auto site_name_stmt,
+                     db_->Prepare("SELECT SiteName FROM Sites WHERE SiteCode = ?1"));
     site_name_stmt.Bind(1, dp.site);
     ASSIGN_OR_RETURN(bool has_site, site_name_stmt.Step());
     if (!has_site) {
@@ -588,9 +596,9 @@ class SqliteSiteStore final : public SiteStore {
     const std::string site_name = site_name_stmt.Text(0);
     int64_t bytes = 0;
     for (const PackageOnDp& p : dp.packages) {
-      ASSIGN_OR_RETURN(auto pkg, db_->Prepare(
-                                     "SELECT SourceVersion, SourceSite, Bytes FROM Packages WHERE "
-                                     "PkgID = ?1"));
+      ASSIGN_OR_RETURN(auto pkg,
+                       db_->Prepare("SELECT SourceVersion, SourceSite, Bytes FROM Packages WHERE "
+                                    "PkgID = ?1"));
       pkg.Bind(1, p.package_id);
       ASSIGN_OR_RETURN(bool found, pkg.Step());
       if (!found) {
@@ -602,34 +610,36 @@ class SqliteSiteStore final : public SiteStore {
       const std::string source_site = pkg.Text(1);
       bytes += pkg.Int(2);
       const std::string location = FormatNalPath(ShareNal(dp.server, dp.site, p.location));
-      ASSIGN_OR_RETURN(auto a, db_->Prepare(
-                                   "INSERT INTO PkgServers (PkgID, NALPath, SiteCode, SiteName, "
-                                   "SourceSite) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE SET "
-                                   "SiteCode = ?3, SiteName = ?4, SourceSite = ?5"));
+      ASSIGN_OR_RETURN(
+          auto a, db_->Prepare("INSERT INTO PkgServers (PkgID, NALPath, SiteCode, SiteName, "
+                               "SourceSite) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE SET "
+                               "SiteCode = ?3, SiteName = ?4, SourceSite = ?5"));
       a.Bind(1, p.package_id).Bind(2, nal).Bind(3, dp.site).Bind(4, site_name).Bind(5, source_site);
       RETURN_IF_ERROR(a.Run().status());
-      ASSIGN_OR_RETURN(auto b, db_->Prepare(
-                                   "INSERT INTO PkgStatus (ID, Type, SiteCode, PkgServer, Status, "
-                                   "Location, SourceVersion, State) VALUES (?1, 2, ?2, ?3, 3, ?4, ?5, 0) "
-                                   "ON CONFLICT DO UPDATE SET SiteCode = ?2, Location = ?4, "
-                                   "SourceVersion = ?5"));
+      ASSIGN_OR_RETURN(
+          auto b,
+          db_->Prepare("INSERT INTO PkgStatus (ID, Type, SiteCode, PkgServer, Status, "
+                       "Location, SourceVersion, State) VALUES (?1, 2, ?2, ?3, 3, ?4, ?5, 0) "
+                       "ON CONFLICT DO UPDATE SET SiteCode = ?2, Location = ?4, "
+                       "SourceVersion = ?5"));
       b.Bind(1, p.package_id).Bind(2, dp.site).Bind(3, nal).Bind(4, location).Bind(5, version);
       RETURN_IF_ERROR(b.Run().status());
-      ASSIGN_OR_RETURN(auto c, db_->Prepare(
-                                   "INSERT INTO ContentDPMap (ContentID, Version, ServerName, NALPath, "
-                                   "SiteCode, URL, URLSubPath) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?1) "
-                                   "ON CONFLICT DO UPDATE SET Version = ?2, SiteCode = ?5, URL = ?6"));
+      ASSIGN_OR_RETURN(
+          auto c, db_->Prepare("INSERT INTO ContentDPMap (ContentID, Version, ServerName, NALPath, "
+                               "SiteCode, URL, URLSubPath) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?1) "
+                               "ON CONFLICT DO UPDATE SET Version = ?2, SiteCode = ?5, URL = ?6"));
       c.Bind(1, p.package_id).Bind(2, version).Bind(3, dp.server).Bind(4, nal).Bind(5, dp.site);
       c.Bind(6, location);
       RETURN_IF_ERROR(c.Run().status());
     }
     if (!dp.shared_in_site.empty()) {
-      ASSIGN_OR_RETURN(auto m, db_->Prepare(
-                                   "INSERT INTO MigrationDP (NALPath, ServerName, SiteCode, "
-                                   "AttachingSiteCode, EligibleForUpgrade, HostedPackageNum, "
-                                   "MBytesPackageSize) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT "
-                                   "DO UPDATE SET NALPath = ?1, AttachingSiteCode = ?4, "
-                                   "EligibleForUpgrade = ?5, HostedPackageNum = ?6, MBytesPackageSize = ?7"));
+      ASSIGN_OR_RETURN(
+          auto m,
+          db_->Prepare("INSERT INTO MigrationDP (NALPath, ServerName, SiteCode, "
+                       "AttachingSiteCode, EligibleForUpgrade, HostedPackageNum, "
+                       "MBytesPackageSize) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT "
+                       "DO UPDATE SET NALPath = ?1, AttachingSiteCode = ?4, "
+                       "EligibleForUpgrade = ?5, HostedPackageNum = ?6, MBytesPackageSize = ?7"));
       m.Bind(1, nal).Bind(2, dp.server).Bind(3, dp.shared_in_site).Bind(4, dp.site);
       m.Bind(5, int64_t{dp.eligible}).Bind(6, static_cast<int64_t>(dp.packages.size()));
       m.Bind(7, (bytes + (1 << 20) - 1) >> 20);
@@ -640,12 +650,13 @@ class SqliteSiteStore final : public SiteStore {
 
   absl::StatusOr<std::vector<ConversionPackage>> PackagesAt(const std::string& nal) {
     // The location is the share part of ContentDPMap.URL, below the DP.
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "SELECT c.ContentID, p.Name, c.Version, c.URL, p.KeepPackageShare, "
-                                 "IFNULL(st.State, 0), IFNULL(st.BytesConverted, 0), IFNULL(st.LastError, '') "
-                                 "FROM ContentDPMap c JOIN Packages p ON p.PkgID = c.ContentID "
-                                 "LEFT JOIN PkgStatus st ON st.ID = c.ContentID AND st.Type = 2 AND "
-                                 "st.PkgServer = c.NALPath WHERE c.NALPath = ?1 ORDER BY c.ContentID"));
+    ASSIGN_OR_RETURN(
+        auto s,
+        db_->Prepare("SELECT c.ContentID, p.Name, c.Version, c.URL, p.KeepPackageShare, "
+                     "IFNULL(st.State, 0), IFNULL(st.BytesConverted, 0), IFNULL(st.LastError, '') "
+                     "FROM ContentDPMap c JOIN Packages p ON p.PkgID = c.ContentID "
+                     "LEFT JOIN PkgStatus st ON st.ID = c.ContentID AND st.Type = 2 AND "
+                     "st.PkgServer = c.NALPath WHERE c.NALPath = ?1 ORDER BY c.ContentID"));
     s.Bind(1, nal);
     std::vector<ConversionPackage> out;
     for (;;) {
@@ -657,8 +668,8 @@ class SqliteSiteStore final : public SiteStore {
       p.source_version = s.Int(2);
       auto url = ParseNalPath(s.Text(3));
       if (!url.ok()) {
-        return Annotate(url.status(), fmt::format("ContentDPMap location of package '{}'",
-                                                  p.package_id));
+        return Annotate(url.status(),
+                        fmt::format("ContentDPMap location of package '{}'", p.package_id));
       }
       p.location = url->share;
       while (!p.location.empty() && p.location.back() == '\\') p.location.pop_back();
@@ -672,9 +683,9 @@ class SqliteSiteStore final : public SiteStore {
   }
 
   absl::StatusOr<std::optional<Site>> OneSite(std::string_view code) {
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "SELECT SiteCode, SiteName, Hierarchy, Version FROM Sites WHERE "
-                                 "SiteCode = ?1"));
+    ASSIGN_OR_RETURN(auto s,
+                     db_->Prepare("SELECT SiteCode, SiteName, Hierarchy, Version FROM Sites WHERE "
+                                  "SiteCode = ?1"));
     s.Bind(1, code);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return std::optional<Site>();
@@ -684,8 +695,9 @@ class SqliteSiteStore final : public SiteStore {
 
   absl::StatusOr<std::optional<DistributionPointRow>> OneDp(std::string_view where,
                                                             std::string_view arg) {
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(fmt::format("SELECT {} FROM DistributionPoints d WHERE {}",
-                                                      kDpColumns, where)));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare(fmt::format("SELECT {} FROM DistributionPoints d WHERE {}", kDpColumns,
+                                         where)));
     s.Bind(1, arg);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return std::optional<DistributionPointRow>();
@@ -707,22 +719,26 @@ class SqliteSiteStore final : public SiteStore {
     const std::string new_nal = SiteSystemNalText(job.server, job.destination_site);
     auto role_delete = [&](std::string_view role, std::string_view site, std::string what) {
       std::string where = "RoleName = ?1 AND ServerName = ?2 AND SiteCode = ?3";
-      return StepSql{"SysResList", std::move(what), fmt::format("DELETE FROM SysResList WHERE {}", where),
+      return StepSql{"SysResList",
+                     std::move(what),
+                     fmt::format("DELETE FROM SysResList WHERE {}", where),
                      fmt::format("SELECT COUNT(*) FROM SysResList WHERE {}", where),
                      {std::string(role), job.server, std::string(site)}};
     };
     switch (step) {
       case 1:
-        return {role_delete(kRoleDistributionPoint, job.source_site,
-                            fmt::format("DP role of '{}' in {} deleted", job.server, job.source_site)),
-                StepSql{"DistributionPoints",
-                        fmt::format("DPID {} deleted from {}", job.dpid, job.source_site),
-                        "DELETE FROM DistributionPoints WHERE DPID = ?1",
-                        "SELECT COUNT(*) FROM DistributionPoints WHERE DPID = ?1",
-                        {std::to_string(job.dpid)}}};
+        return {
+            role_delete(kRoleDistributionPoint, job.source_site,
+                        fmt::format("DP role of '{}' in {} deleted", job.server, job.source_site)),
+            StepSql{"DistributionPoints",
+                    fmt::format("DPID {} deleted from {}", job.dpid, job.source_site),
+                    "DELETE FROM DistributionPoints WHERE DPID = ?1",
+                    "SELECT COUNT(*) FROM DistributionPoints WHERE DPID = ?1",
+                    {std::to_string(job.dpid)}}};
       case 2:
-        return {role_delete(kRoleSiteSystem, job.source_site,
-                            fmt::format("site system '{}' deleted from {}", job.server, job.source_site))};
+        return {role_delete(
+            kRoleSiteSystem, job.source_site,
+            fmt::format("site system '{}' deleted from {}", job.server, job.source_site))};
       case 3:
         return {role_delete(kRoleSharedDistributionPoint, job.destination_site,
                             fmt::format("shared DP role of '{}' deleted from {}", job.server,
@@ -732,15 +748,17 @@ class SqliteSiteStore final : public SiteStore {
                             fmt::format("shared DP site system '{}' deleted from {}", job.server,
                                         job.destination_site))};
       case 5:
-        return {StepSql{"SysResList",
-                        fmt::format("site system '{}' installed in {}", job.server, job.destination_site),
-                        "INSERT INTO SysResList (RoleName, ServerName, SiteCode, NALPath) VALUES "
-                        "(?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                        "",
-                        {kRoleSiteSystem, job.server, job.destination_site, new_nal}}};
+        return {StepSql{
+            "SysResList",
+            fmt::format("site system '{}' installed in {}", job.server, job.destination_site),
+            "INSERT INTO SysResList (RoleName, ServerName, SiteCode, NALPath) VALUES "
+            "(?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            "",
+            {kRoleSiteSystem, job.server, job.destination_site, new_nal}}};
       case 6:
         return {StepSql{"SysResList",
-                        fmt::format("DP role of '{}' installed in {}", job.server, job.destination_site),
+                        fmt::format("DP role of '{}' installed in {}", job.server,
+                                    job.destination_site),
                         "INSERT INTO SysResList (RoleName, ServerName, SiteCode, NALPath) VALUES "
                         "(?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                         "",
@@ -781,29 +799,26 @@ class SqliteSiteStore final : public SiteStore {
     // Only the prefix of a share location is the DP's; replace() on the
     // whole string could touch a folder name that happens to contain it.
     constexpr char kRelocate[] =
-        "CASE WHEN substr({0}, 1, length(?4)) = ?4 THEN ?5 || substr({0}, length(?4) + 1) ELSE {0} END";
+        "CASE WHEN substr({0}, 1, length(?4)) = ?4 THEN ?5 || substr({0}, length(?4) + 1) ELSE {0} "
+        "END";
     return {
         StepSql{"PkgServers", "NAL path rewritten to the new DP",
                 "UPDATE PkgServers SET NALPath = ?2, SiteCode = ?3, SiteName = IFNULL((SELECT "
                 "SiteName FROM Sites WHERE SiteCode = ?3), SiteName) WHERE NALPath = ?1 ",
-                "SELECT COUNT(*) FROM PkgServers WHERE NALPath = ?1 ",
-                binds},
+                "SELECT COUNT(*) FROM PkgServers WHERE NALPath = ?1 ", binds},
         StepSql{"PkgStatus", "package server rewritten to the new DP",
                 fmt::format("UPDATE PkgStatus SET PkgServer = ?2, SiteCode = ?3, Location = {} "
                             "WHERE PkgServer = ?1",
                             fmt::format(fmt::runtime(kRelocate), "Location")),
-                "SELECT COUNT(*) FROM PkgStatus WHERE PkgServer = ?1 ",
-                binds},
+                "SELECT COUNT(*) FROM PkgStatus WHERE PkgServer = ?1 ", binds},
         StepSql{"ContentDPMap", "content locations rewritten to the new DP",
                 fmt::format("UPDATE ContentDPMap SET NALPath = ?2, SiteCode = ?3, URL = {} WHERE "
                             "NALPath = ?1",
                             fmt::format(fmt::runtime(kRelocate), "URL")),
-                "SELECT COUNT(*) FROM ContentDPMap WHERE NALPath = ?1 ",
-                binds},
+                "SELECT COUNT(*) FROM ContentDPMap WHERE NALPath = ?1 ", binds},
         StepSql{"DPUpgradeStatus", "upgrade job pointed at the new DP",
                 "UPDATE DPUpgradeStatus SET NALPath = ?2 WHERE NALPath = ?1 ",
-                "SELECT COUNT(*) FROM DPUpgradeStatus WHERE NALPath = ?1 ",
-                binds},
+                "SELECT COUNT(*) FROM DPUpgradeStatus WHERE NALPath = ?1 ", binds},
     };
   }
 
@@ -830,10 +845,10 @@ class SqliteSiteStore final : public SiteStore {
     ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
     ASSIGN_OR_RETURN(auto job, JobWhere("JobID = ?1", std::to_string(job_id)));
     if (!job) return absl::NotFoundError(fmt::format("no job {}", job_id));
-    ASSIGN_OR_RETURN(auto s, db_->Prepare(
-                                 "UPDATE PkgStatus SET State = ?3, Status = ?4, BytesConverted = ?5, "
-                                 "LastError = ?6, UpdateTime = ?7 WHERE ID = ?1 AND Type = 2 AND "
-                                 "PkgServer = ?2"));
+    ASSIGN_OR_RETURN(
+        auto s, db_->Prepare("UPDATE PkgStatus SET State = ?3, Status = ?4, BytesConverted = ?5, "
+                             "LastError = ?6, UpdateTime = ?7 WHERE ID = ?1 AND Type = 2 AND "
+                             "PkgServer = ?2"));
     s.Bind(1, package_id).Bind(2, job->nal_path).Bind(3, static_cast<int64_t>(state));
     s.Bind(4, pkg_status).Bind(5, bytes).Bind(6, error).Bind(7, now);
     ASSIGN_OR_RETURN(int64_t n, s.Run());
@@ -843,12 +858,13 @@ class SqliteSiteStore final : public SiteStore {
     }
     // The job's totals are recomputed, not incremented, so a package
     // reported twice (a resumed conversion) is counted once.
-    ASSIGN_OR_RETURN(auto t, db_->Prepare(
-                                 "UPDATE DPUpgradeStatus SET PackagesConverted = (SELECT COUNT(*) FROM "
-                                 "PkgStatus WHERE Type = 2 AND PkgServer = ?2 AND State = 2), "
-                                 "BytesDone = (SELECT IFNULL(SUM(p.Bytes), 0) FROM PkgStatus st JOIN "
-                                 "Packages p ON p.PkgID = st.ID WHERE st.Type = 2 AND st.PkgServer = ?2 "
-                                 "AND st.State = 2) WHERE JobID = ?1"));
+    ASSIGN_OR_RETURN(
+        auto t,
+        db_->Prepare("UPDATE DPUpgradeStatus SET PackagesConverted = (SELECT COUNT(*) FROM "
+                     "PkgStatus WHERE Type = 2 AND PkgServer = ?2 AND State = 2), "
+                     "BytesDone = (SELECT IFNULL(SUM(p.Bytes), 0) FROM PkgStatus st JOIN "
+                     "Packages p ON p.PkgID = st.ID WHERE st.Type = 2 AND st.PkgServer = ?2 "
+                     "AND st.State = 2) WHERE JobID = ?1"));
     t.Bind(1, job_id).Bind(2, job->nal_path);
     RETURN_IF_ERROR(t.Run().status());
     RETURN_IF_ERROR(tx->Commit());

@@ -15,8 +15,8 @@ inline std::string DumpSiteDb(const std::string& path) {
   static const std::set<std::string> kSkipColumns = {"StartTime", "EndTime", "UpdateTime",
                                                      "LastRefresh", "Time"};
   static const std::vector<std::string> kTables = {
-      "Sites",    "SysResList",   "DistributionPoints", "MigrationDP",    "Packages",
-      "PkgServers", "PkgStatus", "ContentDPMap",       "DPUpgradeStatus"};
+      "Sites",      "SysResList", "DistributionPoints", "MigrationDP",    "Packages",
+      "PkgServers", "PkgStatus",  "ContentDPMap",       "DPUpgradeStatus"};
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     sqlite3_close(db);

@@ -17,8 +17,8 @@
 // Only meant for tests; not fast. Thread-safe.
 #pragma once
 
-#include <map>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>

@@ -10,7 +10,7 @@
 namespace dpr::testing {
 
 struct DemoSite {
-  int packages = 6;             // on DP01; DP02 holds the first half of them
+  int packages = 6;  // on DP01; DP02 holds the first half of them
   std::string dp01_endpoint = "127.0.0.1:1";
   std::string dp02_endpoint = "127.0.0.1:2";
   bool dp02_shared = true;
@@ -24,10 +24,18 @@ inline nlohmann::json DemoInventory(const DemoSite& d = {}) {
   json inv = {
       {"format", 1},
       {"sites",
-       {{{"code", "S07"}, {"name", "Contoso 2007"}, {"hierarchy", "source"}, {"version", "4.00.6487.2000"}},
-        {{"code", "P01"}, {"name", "Contoso 2012"}, {"hierarchy", "destination"}, {"version", "5.00.7958.1000"}}}},
+       {{{"code", "S07"},
+         {"name", "Contoso 2007"},
+         {"hierarchy", "source"},
+         {"version", "4.00.6487.2000"}},
+        {{"code", "P01"},
+         {"name", "Contoso 2012"},
+         {"hierarchy", "destination"},
+         {"version", "5.00.7958.1000"}}}},
       {"site_systems",
-       {{{"server", "SS07.CONTOSO.COM"}, {"site", "S07"}, {"roles", {"SMS Site Server", "SMS Site System"}}}}},
+       {{{"server", "SS07.CONTOSO.COM"},
+         {"site", "S07"},
+         {"roles", {"SMS Site Server", "SMS Site System"}}}}},
   };
   json pkgs = json::array();
   json on1 = json::array();
@@ -46,11 +54,20 @@ inline nlohmann::json DemoInventory(const DemoSite& d = {}) {
   json dp2_roles = {"SMS Site System", "SMS Distribution Point"};
   if (!d.dp02_extra_role.empty()) dp2_roles.push_back(d.dp02_extra_role);
   inv["distribution_points"] = {
-      {{"dpid", 4}, {"server", "DP01.CONTOSO.COM"}, {"site", "S07"}, {"drive", "D:"},
-       {"agent_endpoint", d.dp01_endpoint}, {"shared_in", "P01"}, {"packages", on1}},
-      {{"dpid", 5}, {"server", "DP02.CONTOSO.COM"}, {"site", "S07"},
-       {"agent_endpoint", d.dp02_endpoint}, {"roles", dp2_roles},
-       {"shared_in", d.dp02_shared ? "P01" : ""}, {"packages", on2}},
+      {{"dpid", 4},
+       {"server", "DP01.CONTOSO.COM"},
+       {"site", "S07"},
+       {"drive", "D:"},
+       {"agent_endpoint", d.dp01_endpoint},
+       {"shared_in", "P01"},
+       {"packages", on1}},
+      {{"dpid", 5},
+       {"server", "DP02.CONTOSO.COM"},
+       {"site", "S07"},
+       {"agent_endpoint", d.dp02_endpoint},
+       {"roles", dp2_roles},
+       {"shared_in", d.dp02_shared ? "P01" : ""},
+       {"packages", on2}},
   };
   return inv;
 }

@@ -5,11 +5,11 @@
 #include <chrono>
 #include <thread>
 
+#include "common/fs/durable_file.h"
 #include "controller/distmgr/dpu_name.h"
 #include "controller/distmgr/inbox.h"
 #include "controller/inventory/inventory_json.h"
 #include "controller/reassign/step_machine.h"
-#include "common/fs/durable_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/site_fixture.h"
@@ -25,11 +25,11 @@ bool Exists(const std::string& path) {
 }
 
 using ::dpr::testing::StatusIs;
-using ::testing::HasSubstr;
 using reassign::Action;
 using reassign::ActionKind;
 using reassign::JobView;
 using sitedb::JobStatus;
+using ::testing::HasSubstr;
 
 // --- step machine ------------------------------------------------------------
 
@@ -68,26 +68,28 @@ TEST(StepMachine, WalksTheNineStepsInOrder) {
     }
   }
   std::vector<Action> want = {
-      {ActionKind::kCommitStep, 1},      {ActionKind::kCommitStep, 2},
-      {ActionKind::kCommitStep, 3},      {ActionKind::kCommitStep, 4},
-      {ActionKind::kCommitStep, 5},      {ActionKind::kAssignAndCommit, 6},
-      {ActionKind::kCommitStep, 7},      {ActionKind::kDropDpu, 8},
-      {ActionKind::kConvert, 8},         {ActionKind::kCommitStep, 8},
-      {ActionKind::kCheckLibrary, 9},    {ActionKind::kCommitStep, 9},
+      {ActionKind::kCommitStep, 1},   {ActionKind::kCommitStep, 2},
+      {ActionKind::kCommitStep, 3},   {ActionKind::kCommitStep, 4},
+      {ActionKind::kCommitStep, 5},   {ActionKind::kAssignAndCommit, 6},
+      {ActionKind::kCommitStep, 7},   {ActionKind::kDropDpu, 8},
+      {ActionKind::kConvert, 8},      {ActionKind::kCommitStep, 8},
+      {ActionKind::kCheckLibrary, 9}, {ActionKind::kCommitStep, 9},
       {ActionKind::kWait, 9},
   };
   EXPECT_EQ(seen, want);
 }
 
 TEST(StepMachine, FailuresAndIdleStates) {
-  EXPECT_EQ(reassign::NextAction({.status = JobStatus::kRunning, .step = 8, .dpu_dropped = true,
-                                  .conversion_ok = false})
-                .kind,
-            ActionKind::kFail);
-  EXPECT_EQ(reassign::NextAction({.status = JobStatus::kRunning, .step = 9, .check_ok = false}).kind,
-            ActionKind::kFail);
-  for (auto s : {JobStatus::kNotStarted, JobStatus::kCompleted, JobStatus::kFailed,
-                 JobStatus::kStopped}) {
+  EXPECT_EQ(
+      reassign::NextAction(
+          {.status = JobStatus::kRunning, .step = 8, .dpu_dropped = true, .conversion_ok = false})
+          .kind,
+      ActionKind::kFail);
+  EXPECT_EQ(
+      reassign::NextAction({.status = JobStatus::kRunning, .step = 9, .check_ok = false}).kind,
+      ActionKind::kFail);
+  for (auto s :
+       {JobStatus::kNotStarted, JobStatus::kCompleted, JobStatus::kFailed, JobStatus::kStopped}) {
     EXPECT_EQ(reassign::NextAction({.status = s, .step = 3}).kind, ActionKind::kWait);
   }
   EXPECT_EQ(reassign::NextAction({.status = JobStatus::kRunning, .step = 12}).kind,
@@ -127,8 +129,10 @@ TEST(Eligibility, EachRefusalSaysWhy) {
   std::vector<Case> cases = {
       {[](auto& f) { f.dp.reset(); }, "no such distribution point"},
       {[](auto& f) { f.to_site.reset(); }, "not in the site database"},
-      {[](auto& f) { f.to_site->hierarchy = sitedb::Hierarchy::kSource; }, "not a destination site"},
-      {[](auto& f) { f.dp_site->hierarchy = sitedb::Hierarchy::kDestination; }, "not a source site"},
+      {[](auto& f) { f.to_site->hierarchy = sitedb::Hierarchy::kSource; },
+       "not a destination site"},
+      {[](auto& f) { f.dp_site->hierarchy = sitedb::Hierarchy::kDestination; },
+       "not a source site"},
       {[](auto& f) { f.shared_in_destination = false; }, "not shared with site P01"},
       {[](auto& f) { f.site_server_sites = {"S07"}; }, "site server"},
       {[](auto& f) { f.roles.push_back("SMS Management Point"); }, "'SMS Management Point'"},
@@ -164,6 +168,16 @@ TEST(Inventory, ParsesTheDemo) {
   EXPECT_TRUE(inv->packages[1].keep_package_share);
 }
 
+TEST(Inventory, TheDocumentedExampleParses) {
+  auto inv = controller::ParseInventory(
+      testing::ReadFile(std::string(DPR_SOURCE_DIR) + "/docs/inventory.example.json"),
+      "inventory.example.json");
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->distribution_points.size(), 2u);
+  EXPECT_EQ(inv->distribution_points[0].packages[0].location, "SMSPKGD$\\S0700001");
+  EXPECT_TRUE(inv->packages[2].keep_package_share);
+}
+
 TEST(Inventory, BadDocumentsNameTheElement) {
   struct Case {
     std::function<void(nlohmann::json&)> mutate;
@@ -174,27 +188,33 @@ TEST(Inventory, BadDocumentsNameTheElement) {
       {[](auto& j) { j["sites"][0]["code"] = "TOOLONG"; }, "/sites/0/code"},
       {[](auto& j) { j["sites"][1]["hierarchy"] = "middle"; }, "/sites/1/hierarchy"},
       {[](auto& j) { j["packages"][2]["id"] = "S07-0001"; }, "/packages/2/id"},
-      {[](auto& j) { j["packages"][2]["keep_pakage_share"] = true; }, "/packages/2/keep_pakage_share"},
+      {[](auto& j) { j["packages"][2]["keep_pakage_share"] = true; },
+       "/packages/2/keep_pakage_share"},
       {[](auto& j) { j["packages"][3]["source_version"] = "2"; }, "/packages/3/source_version"},
       {[](auto& j) { j["distribution_points"][0]["dpid"] = -1; }, "/distribution_points/0/dpid"},
       {[](auto& j) { j["distribution_points"][1]["dpid"] = 4; }, "/distribution_points/1/dpid"},
       {[](auto& j) { j["distribution_points"][0]["agent_endpoint"] = "nohost"; },
        "/distribution_points/0/agent_endpoint"},
       {[](auto& j) { j["distribution_points"][0]["site"] = "P01"; }, "/distribution_points/0/site"},
-      {[](auto& j) { j["distribution_points"][0]["shared_in"] = "S07"; }, "/distribution_points/0/shared_in"},
+      {[](auto& j) { j["distribution_points"][0]["shared_in"] = "S07"; },
+       "/distribution_points/0/shared_in"},
       {[](auto& j) { j["distribution_points"][0]["packages"][1]["id"] = "S07FFFFF"; },
        "/distribution_points/0/packages/1/id"},
-      {[](auto& j) { j["distribution_points"][0]["packages"][1]["location"] = "SMSPKGD$\\..\\..\\Windows"; },
+      {[](auto& j) {
+         j["distribution_points"][0]["packages"][1]["location"] = "SMSPKGD$\\..\\..\\Windows";
+       },
        "/distribution_points/0/packages/1/location"},
       {[](auto& j) { j["distribution_points"][0]["packages"][1]["location"] = "C:\\SMSPKGD$\\X"; },
        "/distribution_points/0/packages/1/location"},
-      {[](auto& j) { j["distribution_points"][0]["server"] = "bad name!"; }, "/distribution_points/0/server"},
+      {[](auto& j) { j["distribution_points"][0]["server"] = "bad name!"; },
+       "/distribution_points/0/server"},
   };
   for (const auto& c : cases) {
     auto j = testing::DemoInventory();
     c.mutate(j);
-    EXPECT_THAT(controller::ParseInventory(j.dump(), "inv.json").status(),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("inv.json: " + c.path + ":")))
+    EXPECT_THAT(
+        controller::ParseInventory(j.dump(), "inv.json").status(),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("inv.json: " + c.path + ":")))
         << c.path;
   }
   EXPECT_THAT(controller::ParseInventory("{\"format\": 1,", "x.json").status(),

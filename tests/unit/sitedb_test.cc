@@ -210,7 +210,8 @@ TEST_P(SiteDbScenario, StepsOneToSevenMoveTheDpAndReplaysChangeNothing) {
   EXPECT_EQ(CountSql("SELECT COUNT(*) FROM DistributionPoints WHERE DPID = 4"), 0);
   EXPECT_EQ(CountSql("SELECT SMSSiteCode = 'P01' FROM DistributionPoints WHERE DPID = 6"), 1);
   // Every row of DP01 now names the new DP; DP02's are untouched.
-  for (auto [table, column] : {std::pair{"PkgServers", "NALPath"}, {"PkgStatus", "PkgServer"},
+  for (auto [table, column] : {std::pair{"PkgServers", "NALPath"},
+                               {"PkgStatus", "PkgServer"},
                                {"ContentDPMap", "NALPath"}}) {
     EXPECT_EQ(RowsWith(table, column, kDp01Old), 0) << table;
     EXPECT_EQ(RowsWith(table, column, kDp01New), 6) << table;
@@ -258,7 +259,8 @@ TEST_P(SiteDbScenario, StepSevenIsAllOrNothing) {
     ASSERT_TRUE((*store)->ImportInventory(Demo()).ok());
     auto job = (*store)->CreateJob(4, "P01", "t");
     ASSERT_TRUE(job.ok());
-    for (int step = 1; step <= 6; ++step) ASSERT_TRUE((*store)->CommitStep(job->job.job_id, step, "t").ok());
+    for (int step = 1; step <= 6; ++step)
+      ASSERT_TRUE((*store)->CommitStep(job->job.job_id, step, "t").ok());
     const std::string before = GetParam().dump(dir.path());
     EXPECT_THROW((void)(*store)->CommitStep(job->job.job_id, 7, "t"), std::runtime_error) << point;
     EXPECT_EQ(GetParam().dump(dir.path()), before) << point;
@@ -296,7 +298,8 @@ TEST_P(SiteDbScenario, PackageResultsAndRetry) {
   ASSERT_TRUE(store_->CommitStep(job.job_id, 9, "t").ok());
   j = store_->GetJob(job.job_id);
   EXPECT_EQ((*j)->status, JobStatus::kCompleted);
-  EXPECT_EQ(CountSql("SELECT IsUpgraded FROM MigrationDP WHERE ServerName = 'DP01.CONTOSO.COM'"), 1);
+  EXPECT_EQ(CountSql("SELECT IsUpgraded FROM MigrationDP WHERE ServerName = 'DP01.CONTOSO.COM'"),
+            1);
 }
 
 TEST_P(SiteDbScenario, ConversionRetryRefusedBeforeStepEight) {
@@ -308,8 +311,12 @@ TEST_P(SiteDbScenario, ConversionRetryRefusedBeforeStepEight) {
 TEST_P(SiteDbScenario, MessagesKeepTheirOrder) {
   UpgradeJob job = MakeJob();
   for (int i = 0; i < 3; ++i) {
-    StatusMessage m{.job_id = job.job_id, .message_id = 2300 + i, .severity = 'I',
-                    .component = "SMS_DISTRIBUTION_MANAGER", .time = "t", .text = std::to_string(i)};
+    StatusMessage m{.job_id = job.job_id,
+                    .message_id = 2300 + i,
+                    .severity = 'I',
+                    .component = "SMS_DISTRIBUTION_MANAGER",
+                    .time = "t",
+                    .text = std::to_string(i)};
     ASSERT_TRUE(store_->AddMessage(m).ok());
   }
   auto all = store_->ListMessages(job.job_id, 0);

@@ -1,0 +1,400 @@
+// dpctl inventory / dp / reassign / job: thin callers of the admin API that
+// print tables for people and JSON for scripts.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "common/grpc/status_convert.h"
+#include "common/status/fmt_absl.h"
+#include "controller/cli/commands.h"
+#include "controller/cli/output.h"
+#include "fmt/format.h"
+
+namespace dpr::cli {
+
+namespace {
+
+namespace v1 = ::dpreassign::v1;
+
+struct Session {
+  OutputFormat format = OutputFormat::kTable;
+  std::unique_ptr<v1::AdminService::Stub> stub;
+  std::string controller;
+};
+
+absl::StatusOr<Session> Open(GlobalOptions& global, CLI::App& app) {
+  if (auto st = ApplyConfigFile(app, &global); !st.ok()) return st;
+  Session s;
+  auto format = ParseOutput(global.output);
+  if (!format.ok()) return format.status();
+  s.format = *format;
+  auto stub = ConnectToController(global);
+  if (!stub.ok()) return stub.status();
+  s.stub = std::move(*stub);
+  s.controller = global.controller;
+  return s;
+}
+
+// One line saying what failed and, for the usual causes, what to do.
+absl::Status RpcError(const Session& s, const char* what, const grpc::Status& rpc) {
+  absl::Status st = FromGrpcStatus(rpc);
+  std::string hint;
+  if (rpc.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    hint = " (is dp-controller running there, and do --cert/--key/--ca come from its site CA?)";
+  }
+  return absl::Status(st.code(), fmt::format("{} failed: {}{}", what, st.message(), hint));
+}
+
+std::unique_ptr<grpc::ClientContext> Context(int seconds = 60) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  return ctx;
+}
+
+std::string StatusText(v1::JobStatus s) {
+  switch (s) {
+    case v1::JOB_STATUS_NOT_STARTED:
+      return "NotStarted";
+    case v1::JOB_STATUS_COMPLETED:
+      return "Completed";
+    case v1::JOB_STATUS_RUNNING:
+      return "Running";
+    case v1::JOB_STATUS_FAILED:
+      return "Failed";
+    case v1::JOB_STATUS_STOPPED:
+      return "Stopped";
+    case v1::JOB_STATUS_QUEUED:
+      return "Queued";
+    default:
+      return "?";
+  }
+}
+
+std::string JobLine(const v1::Job& j) {
+  std::string line = fmt::format("job {} '{}' {}: step {}/9 {} ({}/{} packages converted)",
+                                 j.job_id(), j.server_name(), StatusText(j.status()), j.step(),
+                                 j.step_name(), j.packages_converted(), j.packages_total());
+  if (j.has_last_error()) line += " - " + j.last_error().message();
+  return line;
+}
+
+void PrintJobTable(const std::vector<const v1::Job*>& jobs) {
+  Table t({"JOB", "DP", "DPID", "FROM", "TO", "STATUS", "STEP", "PACKAGES", "LAST ERROR"});
+  for (const auto* j : jobs) {
+    t.AddRow({std::to_string(j->job_id()), j->server_name(), std::to_string(j->dpid()),
+              j->source_site(), j->destination_site(), StatusText(j->status()),
+              fmt::format("{}/9", j->step()),
+              fmt::format("{}/{}", j->packages_converted(), j->packages_total()),
+              j->has_last_error() ? j->last_error().message() : ""});
+  }
+  std::printf("%s", t.Render().c_str());
+}
+
+// Until the streaming watch lands: polls the job and prints each change of
+// step or package count as a line; ends when the job does.
+int PollJob(Session& s, uint64_t job_id) {
+  std::string last;
+  for (;;) {
+    v1::Job job;
+    auto ctx = Context(10);
+    grpc::Status rpc = s.stub->GetJob(
+        ctx.get(),
+        [&] {
+          v1::GetJobRequest r;
+          r.set_job_id(job_id);
+          return r;
+        }(),
+        &job);
+    if (!rpc.ok()) return ReportError(RpcError(s, "watching the job", rpc));
+    std::string line = s.format == OutputFormat::kJson ? ToJson(job, false) : JobLine(job);
+    if (line != last) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+      last = line;
+    }
+    if (job.status() == v1::JOB_STATUS_COMPLETED) return kExitOk;
+    if (job.status() == v1::JOB_STATUS_FAILED || job.status() == v1::JOB_STATUS_STOPPED) {
+      return kExitFailure;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+int RunImport(GlobalOptions& global, CLI::App& app, const std::string& file, bool dry_run) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return ReportError(absl::InvalidArgumentError(fmt::format("cannot read '{}'", file)));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto s = Open(global, app);
+  if (!s.ok()) return ReportError(s.status());
+  v1::ImportInventoryRequest req;
+  req.set_json(text.str());
+  req.set_source_name(file);
+  req.set_dry_run(dry_run);
+  v1::ImportInventoryResponse resp;
+  auto ctx = Context();
+  if (auto rpc = s->stub->ImportInventory(ctx.get(), req, &resp); !rpc.ok()) {
+    return ReportError(RpcError(*s, "inventory import", rpc));
+  }
+  if (s->format == OutputFormat::kJson) {
+    std::printf("%s\n", ToJson(resp).c_str());
+  } else {
+    std::printf("%s %u site(s), %u distribution point(s), %u package(s), %u package location(s)\n",
+                dry_run ? "would import" : "imported", resp.sites(), resp.distribution_points(),
+                resp.packages(), resp.package_locations());
+  }
+  return kExitOk;
+}
+
+int RunDpList(GlobalOptions& global, CLI::App& app, const std::string& site) {
+  auto s = Open(global, app);
+  if (!s.ok()) return ReportError(s.status());
+  v1::ListDistributionPointsRequest req;
+  req.set_site_code(site);
+  v1::ListDistributionPointsResponse resp;
+  auto ctx = Context();
+  if (auto rpc = s->stub->ListDistributionPoints(ctx.get(), req, &resp); !rpc.ok()) {
+    return ReportError(RpcError(*s, "listing distribution points", rpc));
+  }
+  if (s->format == OutputFormat::kJson) {
+    std::printf("%s\n", ToJson(resp).c_str());
+    return kExitOk;
+  }
+  Table t({"DPID", "SERVER", "SITE", "PACKAGES", "AGENT", "UPGRADE"});
+  for (const auto& d : resp.distribution_points()) {
+    t.AddRow(
+        {std::to_string(d.dpid()), d.server_name(), d.site_code(), std::to_string(d.packages()),
+         d.agent_endpoint(),
+         d.upgrade_status() == v1::JOB_STATUS_NOT_STARTED ? "-" : StatusText(d.upgrade_status())});
+  }
+  std::printf("%s", t.Render().c_str());
+  return kExitOk;
+}
+
+int RunDpShow(GlobalOptions& global, CLI::App& app, const std::string& dp) {
+  auto s = Open(global, app);
+  if (!s.ok()) return ReportError(s.status());
+  v1::GetDistributionPointRequest req;
+  req.set_dp(dp);
+  v1::DistributionPointDetail resp;
+  auto ctx = Context();
+  if (auto rpc = s->stub->GetDistributionPoint(ctx.get(), req, &resp); !rpc.ok()) {
+    return ReportError(RpcError(*s, fmt::format("looking up '{}'", dp).c_str(), rpc));
+  }
+  if (s->format == OutputFormat::kJson) {
+    std::printf("%s\n", ToJson(resp).c_str());
+    return kExitOk;
+  }
+  if (resp.has_distribution_point()) {
+    const auto& d = resp.distribution_point();
+    std::printf("%s (DPID %u) in site %s, agent %s\n  NAL path: %s\n", d.server_name().c_str(),
+                d.dpid(), d.site_code().c_str(), d.agent_endpoint().c_str(), d.nal_path().c_str());
+  }
+  if (resp.has_job()) std::printf("%s\n", JobLine(resp.job()).c_str());
+  if (resp.packages_size() > 0) {
+    Table t({"PACKAGE", "NAME", "VERSION", "LOCATION", "KEEP SHARE", "STATE", "ERROR"});
+    for (const auto& p : resp.packages()) {
+      t.AddRow({p.package_id(), p.name(), std::to_string(p.source_version()), p.location(),
+                p.keep_package_share() ? "yes" : "", p.state(),
+                p.has_error() ? p.error().message() : ""});
+    }
+    std::printf("%s", t.Render().c_str());
+  }
+  return kExitOk;
+}
+
+int RunReassign(GlobalOptions& global, CLI::App& app, const std::string& dp, const std::string& to,
+                bool dry_run, bool detach) {
+  auto s = Open(global, app);
+  if (!s.ok()) return ReportError(s.status());
+  v1::StartReassignmentRequest req;
+  req.set_dp(dp);
+  req.set_to_site(to);
+  req.set_dry_run(dry_run);
+  v1::StartReassignmentResponse resp;
+  auto ctx = Context(120);
+  if (auto rpc = s->stub->StartReassignment(ctx.get(), req, &resp); !rpc.ok()) {
+    return ReportError(RpcError(*s, fmt::format("reassigning '{}' to {}", dp, to).c_str(), rpc));
+  }
+  if (dry_run) {
+    if (s->format == OutputFormat::kJson) {
+      std::printf("%s\n", ToJson(resp).c_str());
+      return kExitOk;
+    }
+    std::printf(
+        "plan for reassigning '%s' to %s (%u package(s); the conversion needs %.1f MiB, "
+        "%.1f MiB free):\n",
+        dp.c_str(), to.c_str(), resp.plan().packages(),
+        static_cast<double>(resp.plan().bytes_needed()) / (1 << 20),
+        static_cast<double>(resp.plan().bytes_free()) / (1 << 20));
+    for (const auto& step : resp.plan().steps()) {
+      std::printf("  %u. %s\n", step.step(), step.name().c_str());
+      for (const auto& c : step.changes()) {
+        std::printf("       %-18s %6u row(s)  %s\n", c.table().c_str(), c.rows(), c.what().c_str());
+      }
+    }
+    return kExitOk;
+  }
+  if (s->format == OutputFormat::kJson) {
+    std::printf("%s\n", ToJson(resp, false).c_str());
+  } else {
+    std::printf("%s job %llu for '%s' to %s\n", resp.existing() ? "existing" : "started",
+                static_cast<unsigned long long>(resp.job().job_id()),
+                resp.job().server_name().c_str(), to.c_str());
+  }
+  std::fflush(stdout);
+  if (detach) return kExitOk;
+  return PollJob(*s, resp.job().job_id());
+}
+
+int RunJobList(GlobalOptions& global, CLI::App& app) {
+  auto s = Open(global, app);
+  if (!s.ok()) return ReportError(s.status());
+  v1::ListJobsResponse resp;
+  auto ctx = Context();
+  if (auto rpc = s->stub->ListJobs(ctx.get(), {}, &resp); !rpc.ok()) {
+    return ReportError(RpcError(*s, "listing jobs", rpc));
+  }
+  if (s->format == OutputFormat::kJson) {
+    std::printf("%s\n", ToJson(resp).c_str());
+    return kExitOk;
+  }
+  std::vector<const v1::Job*> jobs;
+  for (const auto& j : resp.jobs()) jobs.push_back(&j);
+  PrintJobTable(jobs);
+  return kExitOk;
+}
+
+int RunJobShow(GlobalOptions& global, CLI::App& app, uint64_t job_id, bool watch) {
+  auto s = Open(global, app);
+  if (!s.ok()) return ReportError(s.status());
+  if (watch) return PollJob(*s, job_id);
+  v1::GetJobRequest req;
+  req.set_job_id(job_id);
+  v1::Job job;
+  auto ctx = Context();
+  if (auto rpc = s->stub->GetJob(ctx.get(), req, &job); !rpc.ok()) {
+    return ReportError(RpcError(*s, fmt::format("looking up job {}", job_id).c_str(), rpc));
+  }
+  if (s->format == OutputFormat::kJson) {
+    std::printf("%s\n", ToJson(job).c_str());
+  } else {
+    PrintJobTable({&job});
+  }
+  return kExitOk;
+}
+
+int RunDpConvert(GlobalOptions& global, CLI::App& app, const std::string& dp) {
+  auto s = Open(global, app);
+  if (!s.ok()) return ReportError(s.status());
+  v1::RetryConversionRequest req;
+  req.set_dp(dp);
+  v1::Job job;
+  auto ctx = Context();
+  if (auto rpc = s->stub->RetryConversion(ctx.get(), req, &job); !rpc.ok()) {
+    return ReportError(RpcError(*s, fmt::format("retrying conversion of '{}'", dp).c_str(), rpc));
+  }
+  if (s->format == OutputFormat::kJson) {
+    std::printf("%s\n", ToJson(job).c_str());
+  } else {
+    std::printf("dropped %u.dpu: conversion of '%s' will be retried (job %llu)\n", job.dpid(),
+                job.server_name().c_str(), static_cast<unsigned long long>(job.job_id()));
+  }
+  return kExitOk;
+}
+
+int RunDpVerify(GlobalOptions& global, CLI::App& app, const std::string& dp) {
+  auto s = Open(global, app);
+  if (!s.ok()) return ReportError(s.status());
+  v1::VerifyDistributionPointRequest req;
+  req.set_dp(dp);
+  v1::VerifyReport report;
+  auto ctx = Context(3600);
+  if (auto rpc = s->stub->VerifyDistributionPoint(ctx.get(), req, &report); !rpc.ok()) {
+    return ReportError(RpcError(*s, fmt::format("verifying '{}'", dp).c_str(), rpc));
+  }
+  if (s->format == OutputFormat::kJson) {
+    std::printf("%s\n", ToJson(report).c_str());
+  } else {
+    std::printf("%s: %llu package(s), %llu object(s) checked, %d problem(s)\n",
+                report.ok() ? "library OK" : "library has problems",
+                static_cast<unsigned long long>(report.packages_checked()),
+                static_cast<unsigned long long>(report.objects_checked()), report.problems_size());
+    for (const auto& p : report.problems()) {
+      std::printf("  %s: %s\n", p.path().c_str(), p.detail().c_str());
+    }
+  }
+  return report.ok() ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+void AddSiteCommands(CLI::App& app, GlobalOptions* global, int* exit_code) {
+  CLI::App* inv = app.add_subcommand("inventory", "load what migration data gathering knows");
+  inv->require_subcommand(1);
+  {
+    auto* cmd = inv->add_subcommand("import",
+                                    "load sites, DPs and packages from a JSON file "
+                                    "(docs/INVENTORY.md); all or nothing");
+    auto file = std::make_shared<std::string>();
+    auto dry = std::make_shared<bool>(false);
+    cmd->add_option("FILE", *file, "inventory JSON")->required();
+    cmd->add_flag("--dry-run", *dry, "check the file, change nothing");
+    cmd->callback([=, &app] { *exit_code = RunImport(*global, app, *file, *dry); });
+  }
+
+  CLI::App* dp = app.add_subcommand("dp", "distribution points");
+  dp->require_subcommand(1);
+  {
+    auto site = std::make_shared<std::string>();
+    auto* list = dp->add_subcommand("list", "the DPs the site database knows");
+    list->add_option("--site", *site, "only this site");
+    list->callback([=, &app] { *exit_code = RunDpList(*global, app, *site); });
+  }
+  for (const char* name : {"show", "convert", "verify"}) {
+    auto target = std::make_shared<std::string>();
+    const std::string n = name;
+    auto* cmd =
+        dp->add_subcommand(name, n == "show"      ? "a DP, its upgrade job and its packages"
+                                 : n == "convert" ? "retry content conversion (drops <DPID>.dpu)"
+                                                  : "ask the DP's agent to verify its library");
+    cmd->add_option("DP", *target, "server name or DPID")->required();
+    cmd->callback([=, &app] {
+      *exit_code = n == "show"      ? RunDpShow(*global, app, *target)
+                   : n == "convert" ? RunDpConvert(*global, app, *target)
+                                    : RunDpVerify(*global, app, *target);
+    });
+  }
+
+  {
+    auto target = std::make_shared<std::string>();
+    auto to = std::make_shared<std::string>();
+    auto dry = std::make_shared<bool>(false);
+    auto detach = std::make_shared<bool>(false);
+    auto* cmd =
+        app.add_subcommand("reassign", "move a shared DP to a destination site (the nine steps)");
+    cmd->add_option("DP", *target, "server name or DPID")->required();
+    cmd->add_option("--to", *to, "destination site code")->required();
+    cmd->add_flag("--dry-run", *dry, "print the plan: each step and the rows it changes");
+    cmd->add_flag("--detach", *detach, "start the job and return");
+    cmd->callback(
+        [=, &app] { *exit_code = RunReassign(*global, app, *target, *to, *dry, *detach); });
+  }
+
+  CLI::App* job = app.add_subcommand("job", "reassignment jobs");
+  job->require_subcommand(1);
+  job->add_subcommand("list", "every job")->callback([=, &app] {
+    *exit_code = RunJobList(*global, app);
+  });
+  for (const char* name : {"show", "watch"}) {
+    auto id = std::make_shared<uint64_t>(0);
+    const bool watch = std::string(name) == "watch";
+    auto* cmd = job->add_subcommand(name, watch ? "follow a job until it ends" : "one job");
+    cmd->add_option("JOB", *id, "job ID")->required();
+    cmd->callback([=, &app] { *exit_code = RunJobShow(*global, app, *id, watch); });
+  }
+}
+
+}  // namespace dpr::cli
