@@ -9,7 +9,7 @@ void AddAgentFlags(CLI::App& app, AgentFlags* out) {
   app.add_option("--content-root", out->flags.content_root,
                  "folder holding SCCMContentLib (the content library)");
   app.add_option("--legacy-root", out->flags.legacy_root,
-                 "folder holding the legacy package folders (for listing)");
+                 "folder holding the legacy package shares (<root>/SMSPKGD$/<PkgID>/)");
 }
 
 absl::StatusOr<AgentConfig> ResolveAgentConfig(const CLI::App& app, const AgentFlags& given) {

@@ -34,7 +34,13 @@ absl::Status RunDaemon(const dpr::agent::AgentConfig& config) {
   }
   SPDLOG_INFO("dp-agent {} starting for DP '{}', content root '{}'", DPR_VERSION, self.common_name,
               config.content_root);
-  dpr::agent::AgentServiceImpl service(config, self.common_name);
+  dpr::agent::AssignmentStore assignment(config.daemon.data_dir);
+  RETURN_IF_ERROR(assignment.Load());
+  if (auto a = assignment.Get()) {
+    SPDLOG_INFO("assigned to site {} as DPID {}; obeying only controller '{}'", a->site_code,
+                a->dpid, a->controller_identity);
+  }
+  dpr::agent::AgentServiceImpl service(config, self.common_name, assignment);
   return dpr::ServeUntilSignal({.listen = config.daemon.listen,
                                 .tls = tls,
                                 .allowed_roles = {dpr::Role::kController},

@@ -94,6 +94,12 @@ class GrpcAgentClient final : public AgentClient {
   absl::Status Describe(const char* method, const grpc::Status& st) {
     if (st.ok()) return absl::OkStatus();
     absl::Status s = FromGrpcStatus(st);
+    if (st.error_message().find("Hostname Verification") != std::string::npos) {
+      return absl::PermissionDeniedError(fmt::format(
+          "the agent at {} presented a certificate that does not name '{}'; refusing it (check "
+          "the DP's agent endpoint, or issue the agent a certificate for '{}')",
+          endpoint_, server_, server_));
+    }
     return absl::Status(s.code(), fmt::format("agent of '{}' at {} ({}): {}", server_, endpoint_,
                                               method, s.message()));
   }

@@ -497,9 +497,11 @@ absl::StatusOr<ReassignResult> JobRunner::Reassign(const std::string& dp,
   for (const auto& p : packages) FillRef(p, preq.add_packages());
   auto preflight = agent->Preflight(preq);
   if (!preflight.ok()) {
-    return absl::UnavailableError(fmt::format(
-        "cannot ask the agent of '{}' for its free space: {}; is dp-agent running there?",
-        row->server, preflight.status().message()));
+    const bool down = preflight.status().code() == absl::StatusCode::kUnavailable;
+    return absl::Status(
+        preflight.status().code(),
+        fmt::format("cannot ask the agent of '{}' for its free space: {}{}", row->server,
+                    preflight.status().message(), down ? "; is dp-agent running there?" : ""));
   }
   if (!preflight->ok() && preflight->has_refusal()) {
     return absl::FailedPreconditionError(

@@ -1,0 +1,217 @@
+// The seed's scenario with every real binary on 127.0.0.1: one controller,
+// two source-site DPs each running dp-agent over legacy package folders;
+// DP01 is reassigned to the destination site while DP02 is left alone.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "common/grpc/tls_credentials.h"
+#include "dpreassign/v1/agent.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/support/db_dump.h"
+#include "tests/support/site_fixture.h"
+#include "tests/support/test_support.h"
+#include "tests/support/tree_fixture.h"
+
+namespace dpr {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = ::dpreassign::v1;
+using ::dpr::testing::ChildProcess;
+using ::dpr::testing::RunCommand;
+using ::testing::HasSubstr;
+
+std::string Bin(const std::string& name) { return testing::BinDir() + "/" + name; }
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki_ = root() + "/pki";
+    Dpctl({"tls", "ca", "create", "--dir", pki_}, false);
+    for (auto [role, name] :
+         std::vector<std::pair<std::string, std::string>>{{"controller", "site01.contoso.com"},
+                                                          {"controller", "rogue.contoso.com"},
+                                                          {"agent", "DP01.CONTOSO.COM"},
+                                                          {"agent", "DP02.CONTOSO.COM"},
+                                                          {"admin", "ops1"}}) {
+      std::vector<std::string> args = {"tls",    "cert", "create", "--dir", pki_,
+                                       "--role", role,   "--name", name};
+      if (role != "admin") {
+        args.push_back("--ip");
+        args.push_back("127.0.0.1");
+      }
+      Dpctl(args, false);
+    }
+    // Legacy folders: package i holds a file of its own and one shared by all.
+    for (const std::string dp : {"dp01", "dp02"}) {
+      for (int i = 0; i < 6; ++i) {
+        if (dp == "dp02" && i >= 3) break;
+        const std::string id = testing::PackageIdOf(i);
+        testing::MakeTree(root() + "/" + dp + "/legacy/SMSPKGD$/" + id,
+                          {{"setup.exe", std::string(20000 + i * 100, static_cast<char>('a' + i))},
+                           {"common/readme.txt", "shared by every package\n"},
+                           {"sub/dir/data.bin", std::string(3000, 'z')}});
+      }
+    }
+    agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_);
+    agent2_ = StartAgent("dp02", "DP02.CONTOSO.COM", &agent_proc2_);
+    StartController();
+  }
+
+  std::string root() const { return dir_.path(); }
+
+  testing::CommandResult Dpctl(std::vector<std::string> args, bool to_controller = true) {
+    std::vector<std::string> argv = {Bin("dpctl")};
+    if (to_controller) {
+      for (const std::string& a :
+           {std::string("--controller"), addr_, std::string("--cert"), pki_ + "/ops1.crt",
+            std::string("--key"), pki_ + "/ops1.key", std::string("--ca"), pki_ + "/ca.crt"}) {
+        argv.push_back(a);
+      }
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = RunCommand(argv);
+    if (!to_controller) {
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+    }
+    return r;
+  }
+
+  std::string StartAgent(const std::string& dir, const std::string& name,
+                         std::unique_ptr<ChildProcess>* proc) {
+    const std::string data = root() + "/" + dir;
+    fs::remove(data + "/listen.addr");
+    *proc = std::make_unique<ChildProcess>(
+        std::vector<std::string>{Bin("dp-agent"), "--data-dir", data, "--content-root",
+                                 data + "/content", "--legacy-root", data + "/legacy", "--listen",
+                                 "127.0.0.1:0", "--cert", pki_ + "/" + name + ".crt", "--key",
+                                 pki_ + "/" + name + ".key", "--ca", pki_ + "/ca.crt"},
+        data + ".out");
+    return testing::WaitForFile(data + "/listen.addr");
+  }
+
+  void StartController() {
+    const std::string data = root() + "/controller";
+    controller_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{Bin("dp-controller"), "--data-dir", data, "--listen",
+                                 "127.0.0.1:0", "--cert", pki_ + "/site01.contoso.com.crt", "--key",
+                                 pki_ + "/site01.contoso.com.key", "--ca", pki_ + "/ca.crt",
+                                 "--inbox-scan-seconds", "1"},
+        root() + "/controller.out");
+    addr_ = testing::WaitForFile(data + "/listen.addr");
+    ASSERT_FALSE(addr_.empty());
+  }
+
+  void Import(const std::string& dp01_endpoint, const std::string& dp02_endpoint) {
+    testing::DemoSite site;
+    site.dp01_endpoint = dp01_endpoint;
+    site.dp02_endpoint = dp02_endpoint;
+    testing::WriteFile(root() + "/inventory.json", testing::DemoInventory(site).dump(2));
+    auto r = Dpctl({"inventory", "import", root() + "/inventory.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+
+  std::vector<std::string> LegacyLeft(const std::string& dp) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(root() + "/" + dp + "/legacy/SMSPKGD$")) {
+      out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  testing::TempDir dir_;
+  std::string pki_;
+  std::string addr_;
+  std::string agent1_, agent2_;
+  std::unique_ptr<ChildProcess> agent_proc1_, agent_proc2_, controller_;
+};
+
+TEST_F(EndToEndTest, ReassignsOneDpAndConvertsItsLibraryLeavingTheOtherAlone) {
+  Import(agent1_, agent2_);
+  auto run = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"});
+  ASSERT_EQ(run.exit_code, 0) << run.output << testing::ReadFile(root() + "/dp01.out");
+  EXPECT_THAT(run.output, HasSubstr("Completed"));
+
+  // The library holds every package and checks clean, from the agent.
+  auto verify = Dpctl({"dp", "verify", "DP01.CONTOSO.COM"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_THAT(verify.output, HasSubstr("library OK: 6 package(s)"));
+  for (const char* sub : {"DataLib", "FileLib", "PkgLib"}) {
+    EXPECT_TRUE(fs::is_directory(root() + "/dp01/content/SCCMContentLib/" + std::string(sub)));
+  }
+  // Legacy folders are gone except the package that keeps its share.
+  EXPECT_THAT(LegacyLeft("dp01"), ::testing::ElementsAre(testing::PackageIdOf(1)));
+  // DP02: untouched.
+  EXPECT_EQ(LegacyLeft("dp02").size(), 3u);
+  EXPECT_FALSE(fs::exists(root() + "/dp02/content/SCCMContentLib"));
+  // The agent persisted its assignment and says so.
+  const std::string ini = testing::ReadFile(root() + "/dp01/assignment.ini");
+  EXPECT_THAT(ini, HasSubstr("SiteCode=P01"));
+  EXPECT_THAT(ini, HasSubstr("Controller=site01.contoso.com"));
+  // Both logs tell the story in CMTrace lines.
+  const std::string smsdpprov = testing::ReadFile(root() + "/dp01/logs/smsdpprov.log");
+  EXPECT_THAT(smsdpprov, HasSubstr("<![LOG[assigned to site P01 as DPID 6"));
+  EXPECT_THAT(smsdpprov, HasSubstr("is in the content library"));
+  const std::string distmgr = testing::ReadFile(root() + "/controller/logs/distmgr.log");
+  EXPECT_THAT(distmgr, HasSubstr("DP upgrade notification 6.dpu received"));
+}
+
+TEST_F(EndToEndTest, TheAgentObeysOnlyItsAssignedController) {
+  Import(agent1_, agent2_);
+  auto run = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  // Another controller of the same CA: refused by the assigned agent.
+  auto creds = MakeChannelCredentials(
+      {pki_ + "/rogue.contoso.com.crt", pki_ + "/rogue.contoso.com.key", pki_ + "/ca.crt", 60});
+  ASSERT_TRUE(creds.ok());
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("DP01.CONTOSO.COM");
+  auto stub = v1::AgentService::NewStub(grpc::CreateCustomChannel(agent1_, *creds, args));
+  for (int method = 0; method < 3; ++method) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::Status st;
+    if (method == 0) {
+      v1::AssignSiteRequest req;
+      req.set_site_code("X01");
+      req.set_controller_identity("rogue.contoso.com");
+      v1::AssignSiteResponse resp;
+      st = stub->AssignSite(&ctx, req, &resp);
+    } else if (method == 1) {
+      v1::VerifyReport resp;
+      st = stub->VerifyLibrary(&ctx, {}, &resp);
+    } else {
+      auto reader = stub->ConvertContent(&ctx, {});
+      v1::ConvertEvent e;
+      while (reader->Read(&e)) {
+      }
+      st = reader->Finish();
+    }
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << method << st.error_message();
+    EXPECT_THAT(st.error_message(), HasSubstr("site01.contoso.com")) << method;
+  }
+  EXPECT_THAT(testing::ReadFile(root() + "/dp01/assignment.ini"), HasSubstr("SiteCode=P01"));
+}
+
+TEST_F(EndToEndTest, TheControllerRefusesAnAgentWhoseCertificateNamesAnotherDp) {
+  // DP02's record points at DP01's agent: the handshake must fail.
+  Import(agent1_, agent1_);
+  auto run = Dpctl({"reassign", "DP02.CONTOSO.COM", "--to", "P01", "--detach"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output,
+              HasSubstr("presented a certificate that does not name 'DP02.CONTOSO.COM'"));
+  auto jobs = Dpctl({"job", "list", "-o", "json"});
+  EXPECT_EQ(nlohmann::json::parse(jobs.output).value("jobs", nlohmann::json::array()).size(), 0u);
+  EXPECT_EQ(LegacyLeft("dp01").size(), 6u);  // nothing touched
+}
+
+}  // namespace
+}  // namespace dpr
