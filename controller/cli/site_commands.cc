@@ -9,6 +9,7 @@
 #include "common/grpc/status_convert.h"
 #include "common/status/fmt_absl.h"
 #include "controller/cli/commands.h"
+#include "controller/cli/job_watch.h"
 #include "controller/cli/output.h"
 #include "fmt/format.h"
 
@@ -90,36 +91,6 @@ void PrintJobTable(const std::vector<const v1::Job*>& jobs) {
               j->has_last_error() ? j->last_error().message() : ""});
   }
   std::printf("%s", t.Render().c_str());
-}
-
-// Until the streaming watch lands: polls the job and prints each change of
-// step or package count as a line; ends when the job does.
-int PollJob(Session& s, uint64_t job_id) {
-  std::string last;
-  for (;;) {
-    v1::Job job;
-    auto ctx = Context(10);
-    grpc::Status rpc = s.stub->GetJob(
-        ctx.get(),
-        [&] {
-          v1::GetJobRequest r;
-          r.set_job_id(job_id);
-          return r;
-        }(),
-        &job);
-    if (!rpc.ok()) return ReportError(RpcError(s, "watching the job", rpc));
-    std::string line = s.format == OutputFormat::kJson ? ToJson(job, false) : JobLine(job);
-    if (line != last) {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-      last = line;
-    }
-    if (job.status() == v1::JOB_STATUS_COMPLETED) return kExitOk;
-    if (job.status() == v1::JOB_STATUS_FAILED || job.status() == v1::JOB_STATUS_STOPPED) {
-      return kExitFailure;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
 }
 
 int RunImport(GlobalOptions& global, CLI::App& app, const std::string& file, bool dry_run) {
@@ -246,7 +217,7 @@ int RunReassign(GlobalOptions& global, CLI::App& app, const std::string& dp, con
   }
   std::fflush(stdout);
   if (detach) return kExitOk;
-  return PollJob(*s, resp.job().job_id());
+  return WatchJob(*s->stub, s->controller, resp.job().job_id(), 0, s->format);
 }
 
 int RunJobList(GlobalOptions& global, CLI::App& app) {
@@ -267,10 +238,16 @@ int RunJobList(GlobalOptions& global, CLI::App& app) {
   return kExitOk;
 }
 
-int RunJobShow(GlobalOptions& global, CLI::App& app, uint64_t job_id, bool watch) {
+int RunJobShow(GlobalOptions& global, CLI::App& app, uint64_t job_id, bool watch, bool from_start,
+               int64_t after_seq) {
   auto s = Open(global, app);
   if (!s.ok()) return ReportError(s.status());
-  if (watch) return PollJob(*s, job_id);
+  if (watch) {
+    // By default, pick up after the last event this user saw of the job.
+    uint64_t after = from_start ? 0 : LoadLastSeq(s->controller, job_id);
+    if (after_seq >= 0) after = static_cast<uint64_t>(after_seq);
+    return WatchJob(*s->stub, s->controller, job_id, after, s->format);
+  }
   v1::GetJobRequest req;
   req.set_job_id(job_id);
   v1::Job job;
@@ -390,10 +367,19 @@ void AddSiteCommands(CLI::App& app, GlobalOptions* global, int* exit_code) {
   });
   for (const char* name : {"show", "watch"}) {
     auto id = std::make_shared<uint64_t>(0);
+    auto from_start = std::make_shared<bool>(false);
+    auto after = std::make_shared<int64_t>(-1);
     const bool watch = std::string(name) == "watch";
-    auto* cmd = job->add_subcommand(name, watch ? "follow a job until it ends" : "one job");
+    auto* cmd = job->add_subcommand(
+        name, watch ? "follow a job until it ends, after the last event you saw (Ctrl-C detaches)"
+                    : "one job");
     cmd->add_option("JOB", *id, "job ID")->required();
-    cmd->callback([=, &app] { *exit_code = RunJobShow(*global, app, *id, watch); });
+    if (watch) {
+      cmd->add_flag("--from-start", *from_start, "replay the job's whole history");
+      cmd->add_option("--after-seq", *after, "replay after this event number");
+    }
+    cmd->callback(
+        [=, &app] { *exit_code = RunJobShow(*global, app, *id, watch, *from_start, *after); });
   }
 }
 

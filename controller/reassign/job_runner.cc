@@ -12,6 +12,7 @@
 #include "common/nal/nal_path.h"
 #include "common/status/fmt_absl.h"
 #include "common/status/status_macros.h"
+#include "controller/reassign/job_proto.h"
 #include "fmt/format.h"
 
 namespace dpr::reassign {
@@ -152,9 +153,46 @@ void JobRunner::Message(const sitedb::UpgradeJob& job, int id, char severity, st
                : severity == 'W' ? spdlog::level::warn
                                  : spdlog::level::info;
   Log()->log(level, "[job {} '{}'] {}", job.job_id, job.server, m.text);
-  if (auto st = store_.AddMessage(m); !st.ok()) {
+  auto record = store_.AddMessage(m);
+  if (!record.ok()) {
     Log()->warn("could not record a status message for job {}: {}", job.job_id,
-                st.status().ToString());
+                record.status().ToString());
+    return;
+  }
+  m.record_id = *record;
+  v1::JobEvent e;
+  MessageToEvent(m, &e);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    last_seq_[job.job_id] = static_cast<uint64_t>(*record);
+  }
+  events_.Publish(job.job_id, e);
+}
+
+void JobRunner::PublishLive(int64_t job_id, v1::JobEvent event) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    event.set_seq(last_seq_[job_id]);
+  }
+  event.set_job_id(static_cast<uint64_t>(job_id));
+  event.set_time_unix_ms(absl::ToUnixMillis(absl::Now()));
+  events_.Publish(job_id, event);
+}
+
+void JobRunner::PublishSnapshot(int64_t job_id) {
+  auto job = store_.GetJob(job_id);
+  if (!job.ok() || !job->has_value()) return;
+  v1::JobEvent e;
+  JobToProto(**job, e.mutable_snapshot());
+  PublishLive(job_id, e);
+  const auto status = (*job)->status;
+  if (status == JobStatus::kCompleted || status == JobStatus::kFailed ||
+      status == JobStatus::kStopped) {
+    v1::JobEvent f;
+    f.mutable_finished()->set_status(e.snapshot().status());
+    if (e.snapshot().has_last_error())
+      *f.mutable_finished()->mutable_error() = e.snapshot().last_error();
+    PublishLive(job_id, f);
   }
 }
 
@@ -221,6 +259,7 @@ void JobRunner::RunJob(int64_t job_id) {
                                   job.server, job.destination_site, job.packages_total)
                     : fmt::format("step {} done{}{}", action.step, summary.empty() ? "" : ": ",
                                   summary));
+        PublishSnapshot(job_id);
         if (action.step == kConversionStep) {
           conversion_ok.reset();
           std::lock_guard<std::mutex> l(mu_);
@@ -276,6 +315,7 @@ void JobRunner::RunJob(int64_t job_id) {
       if (auto f = store_.MarkJobFailed(job_id, text, Now()); !f.ok()) {
         Log()->error("job {}: cannot record its failure: {}", job_id, f.ToString());
       }
+      PublishSnapshot(job_id);
       return;
     }
   }
@@ -324,8 +364,17 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
     ASSIGN_OR_RETURN(auto agent, agents_.Connect(job.agent_endpoint, job.server));
     stream = agent->Convert(req, [&](const v1::ConvertEvent& e) {
       switch (e.event_case()) {
+        case v1::ConvertEvent::kPackageProgress: {
+          v1::JobEvent live;
+          *live.mutable_package_progress() = e.package_progress();
+          PublishLive(job.job_id, live);
+          break;
+        }
         case v1::ConvertEvent::kPackageStarted: {
           const auto& p = e.package_started();
+          v1::JobEvent live;
+          *live.mutable_package_started() = p;
+          PublishLive(job.job_id, live);
           record(store_.RecordPackageStarted(job.job_id, p.package_id(), Now()));
           Message(
               job, sitedb::kMsgPackageProcessingStarted, 'I', p.package_id(),
@@ -335,6 +384,9 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
         }
         case v1::ConvertEvent::kPackageDone: {
           const auto& p = e.package_done();
+          v1::JobEvent live;
+          *live.mutable_package_done() = p;
+          PublishLive(job.job_id, live);
           record(store_.RecordPackageDone(job.job_id, p.package_id(),
                                           static_cast<int64_t>(p.progress().bytes_total()), Now()));
           Message(job, sitedb::kMsgPackageDistributedToDp, 'I', p.package_id(),
@@ -345,6 +397,9 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
         }
         case v1::ConvertEvent::kPackageFailed: {
           const auto& p = e.package_failed();
+          v1::JobEvent live;
+          *live.mutable_package_failed() = p;
+          PublishLive(job.job_id, live);
           std::string why = p.error().message();
           if (!p.error().cause().empty()) why += ": " + p.error().cause();
           record(store_.RecordPackageFailed(job.job_id, p.package_id(), why, Now()));

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "controller/agent_client/agent_client.h"
+#include "controller/reassign/job_events.h"
 #include "controller/reassign/step_machine.h"
 #include "controller/sitedb/site_store.h"
 
@@ -72,6 +74,9 @@ class JobRunner {
   // The DP's job, by server name or either DPID.
   absl::StatusOr<sitedb::UpgradeJob> FindJob(const std::string& dp);
 
+  // Live events for watchers (WatchJob).
+  JobEvents& events() { return events_; }
+
   int running() const;
   int queued() const;
   // Blocks until no job is running or queued (tests, shutdown).
@@ -88,6 +93,11 @@ class JobRunner {
   void Message(const sitedb::UpgradeJob& job, int id, char severity, std::string pkg,
                std::string text);
   std::string Now() const;
+  // Publishes the job as it stands now (ephemeral) and, when it has ended,
+  // a JobFinished event.
+  void PublishSnapshot(int64_t job_id);
+  // An ephemeral event (agent progress) stamped with the newest durable seq.
+  void PublishLive(int64_t job_id, dpreassign::v1::JobEvent event);
 
   sitedb::SiteStore& store_;
   controller::AgentConnector& agents_;
@@ -103,6 +113,8 @@ class JobRunner {
   std::set<int64_t> armed_;  // its .dpu has been handled: convert next
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+  std::map<int64_t, uint64_t> last_seq_;  // newest durable seq per job
+  JobEvents events_;
 };
 
 }  // namespace dpr::reassign

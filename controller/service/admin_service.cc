@@ -9,6 +9,7 @@
 #include "common/log/logging.h"
 #include "common/status/fmt_absl.h"
 #include "controller/inventory/inventory_json.h"
+#include "controller/reassign/job_proto.h"
 #include "fmt/format.h"
 
 namespace dpr::controller {
@@ -16,33 +17,6 @@ namespace dpr::controller {
 namespace v1 = ::dpreassign::v1;
 
 namespace {
-
-int64_t UnixMs(const std::string& iso) {
-  absl::Time t;
-  std::string err;
-  if (iso.empty() || !absl::ParseTime(absl::RFC3339_full, iso, &t, &err)) return 0;
-  return absl::ToUnixMillis(t);
-}
-
-void ToProto(const sitedb::UpgradeJob& j, v1::Job* out) {
-  out->set_job_id(static_cast<uint64_t>(j.job_id));
-  out->set_dpid(static_cast<uint32_t>(j.new_dpid != 0 && j.step >= 6 ? j.new_dpid : j.dpid));
-  out->set_server_name(j.server);
-  out->set_source_site(j.source_site);
-  out->set_destination_site(j.destination_site);
-  out->set_status(j.status == sitedb::JobStatus::kNotStarted
-                      ? v1::JOB_STATUS_QUEUED
-                      : static_cast<v1::JobStatus>(static_cast<int>(j.status)));
-  out->set_step(static_cast<uint32_t>(j.step));
-  out->set_step_name(std::string(sitedb::StepName(j.step)));
-  if (!j.last_error.empty()) out->mutable_last_error()->set_message(j.last_error);
-  out->set_start_unix_ms(UnixMs(j.start_time));
-  out->set_end_unix_ms(UnixMs(j.end_time));
-  out->set_packages_total(static_cast<uint32_t>(j.packages_total));
-  out->set_packages_converted(static_cast<uint32_t>(j.packages_converted));
-  out->mutable_progress()->set_bytes_total(static_cast<uint64_t>(j.bytes_total));
-  out->mutable_progress()->set_bytes_done(static_cast<uint64_t>(j.bytes_done));
-}
 
 void ToProto(const sitedb::DistributionPointRow& d, v1::DistributionPoint* out) {
   out->set_dpid(static_cast<uint32_t>(d.dpid));
@@ -152,7 +126,7 @@ grpc::Status AdminServiceImpl::GetDistributionPoint(grpc::ServerContext*,
   if (!dp.ok() && !job.ok()) return Fail(dp.status());
   if (dp.ok()) ToProto(*dp, response->mutable_distribution_point());
   if (job.ok()) {
-    ToProto(*job, response->mutable_job());
+    reassign::JobToProto(*job, response->mutable_job());
     if (auto pkgs = store_.ListConversionPackages(job->job_id); pkgs.ok()) {
       static constexpr const char* kStates[] = {"legacy", "converting", "converted", "failed"};
       for (const auto& p : *pkgs) {
@@ -179,7 +153,7 @@ grpc::Status AdminServiceImpl::StartReassignment(grpc::ServerContext* context,
               request->dry_run() ? " (dry run)" : "");
   auto result = runner_.Reassign(request->dp(), request->to_site(), request->dry_run());
   if (!result.ok()) return Fail(result.status());
-  if (result->job.job_id != 0) ToProto(result->job, response->mutable_job());
+  if (result->job.job_id != 0) reassign::JobToProto(result->job, response->mutable_job());
   response->set_existing(result->existing);
   auto* plan = response->mutable_plan();
   plan->set_eligible(true);
@@ -200,11 +174,65 @@ grpc::Status AdminServiceImpl::StartReassignment(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminServiceImpl::WatchJob(grpc::ServerContext* context,
+                                        const v1::WatchJobRequest* request,
+                                        grpc::ServerWriter<v1::JobEvent>* writer) {
+  const auto job_id = static_cast<int64_t>(request->job_id());
+  // Subscribe before reading history, so nothing falls between the two;
+  // durable events seen twice are skipped by seq.
+  auto sub = runner_.events().Subscribe(job_id);
+  auto job = store_.GetJob(job_id);
+  if (!job.ok()) return Fail(job.status());
+  if (!job->has_value()) {
+    return Fail(absl::NotFoundError(fmt::format("no job {}; 'dpctl job list' shows them", job_id)));
+  }
+  auto history = store_.ListMessages(job_id, static_cast<int64_t>(request->after_seq()));
+  if (!history.ok()) return Fail(history.status());
+  uint64_t last = request->after_seq();
+  v1::JobEvent snapshot;
+  snapshot.set_job_id(request->job_id());
+  reassign::JobToProto(**job, snapshot.mutable_snapshot());
+  snapshot.set_seq(history->empty() ? last : static_cast<uint64_t>(history->back().record_id));
+  if (!writer->Write(snapshot)) return grpc::Status::OK;
+  for (const auto& m : *history) {
+    v1::JobEvent e;
+    reassign::MessageToEvent(m, &e);
+    if (!writer->Write(e)) return grpc::Status::OK;
+    last = e.seq();
+  }
+  auto ended = [](v1::JobStatus s) {
+    return s == v1::JOB_STATUS_COMPLETED || s == v1::JOB_STATUS_FAILED ||
+           s == v1::JOB_STATUS_STOPPED;
+  };
+  if (ended(snapshot.snapshot().status())) {
+    v1::JobEvent f;
+    f.set_seq(last);
+    f.set_job_id(request->job_id());
+    f.mutable_finished()->set_status(snapshot.snapshot().status());
+    if (snapshot.snapshot().has_last_error()) {
+      *f.mutable_finished()->mutable_error() = snapshot.snapshot().last_error();
+    }
+    writer->Write(f);
+    return grpc::Status::OK;
+  }
+  while (!context->IsCancelled()) {
+    v1::JobEvent e;
+    if (!sub->Next(&e, 500)) continue;
+    if (e.has_message()) {
+      if (e.seq() <= last) continue;
+      last = e.seq();
+    }
+    if (!writer->Write(e)) break;
+    if (e.has_finished()) break;
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*,
                                         v1::ListJobsResponse* response) {
   auto jobs = store_.ListJobs();
   if (!jobs.ok()) return Fail(jobs.status());
-  for (const auto& j : *jobs) ToProto(j, response->add_jobs());
+  for (const auto& j : *jobs) reassign::JobToProto(j, response->add_jobs());
   return grpc::Status::OK;
 }
 
@@ -216,7 +244,7 @@ grpc::Status AdminServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequ
     return Fail(absl::NotFoundError(
         fmt::format("no job {}; 'dpctl job list' shows them", request->job_id())));
   }
-  ToProto(**job, response);
+  reassign::JobToProto(**job, response);
   if (auto msgs = store_.ListMessages(static_cast<int64_t>(request->job_id()), 0);
       msgs.ok() && !msgs->empty()) {
     response->set_last_seq(static_cast<uint64_t>(msgs->back().record_id));
@@ -229,7 +257,7 @@ grpc::Status AdminServiceImpl::RetryConversion(grpc::ServerContext*,
                                                v1::Job* response) {
   auto job = runner_.RequestConversion(request->dp());
   if (!job.ok()) return Fail(job.status());
-  ToProto(*job, response);
+  reassign::JobToProto(*job, response);
   return grpc::Status::OK;
 }
 

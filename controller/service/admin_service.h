@@ -32,6 +32,9 @@ class AdminServiceImpl final : public dpreassign::v1::AdminService::Service {
   grpc::Status StartReassignment(grpc::ServerContext* context,
                                  const dpreassign::v1::StartReassignmentRequest* request,
                                  dpreassign::v1::StartReassignmentResponse* response) override;
+  grpc::Status WatchJob(grpc::ServerContext* context,
+                        const dpreassign::v1::WatchJobRequest* request,
+                        grpc::ServerWriter<dpreassign::v1::JobEvent>* writer) override;
   grpc::Status ListJobs(grpc::ServerContext* context,
                         const dpreassign::v1::ListJobsRequest* request,
                         dpreassign::v1::ListJobsResponse* response) override;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/grpc/tls_credentials.h"
@@ -358,6 +359,67 @@ TEST_F(ReassignIntegrationTest, AFailedConversionIsRetriedByADpuDroppedByHand) {
   auto convert = Dpctl({"dp", "convert", "DP01.CONTOSO.COM"});
   EXPECT_EQ(convert.exit_code, 0) << convert.output;
   EXPECT_THAT(convert.output, HasSubstr("dropped 6.dpu"));
+}
+
+// Ctrl-C detaches a watcher; the next `dpctl job watch` starts after the
+// last event it saw: together they hold every durable event exactly once.
+TEST_F(ReassignIntegrationTest, AWatcherDetachesAndResumesLosingNoEvent) {
+  fake1_.package_ms = 300;
+  StartController();
+  ImportDemo();
+  const uint64_t id = StartJob("DP01.CONTOSO.COM");
+  const std::string cache = dir_.path() + "/cache";
+  std::vector<std::string> argv = {"/usr/bin/env",
+                                   "XDG_CACHE_HOME=" + cache,
+                                   Bin("dpctl"),
+                                   "--controller",
+                                   addr_,
+                                   "--cert",
+                                   *pki_ + "/ops1.crt",
+                                   "--key",
+                                   *pki_ + "/ops1.key",
+                                   "--ca",
+                                   *pki_ + "/ca.crt",
+                                   "job",
+                                   "watch",
+                                   std::to_string(id),
+                                   "-o",
+                                   "json"};
+  {
+    ChildProcess first(argv, dir_.path() + "/watch1.out");
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    first.Signal(SIGINT);
+    EXPECT_EQ(first.Wait(), 0);
+  }
+  {
+    ChildProcess second(argv, dir_.path() + "/watch2.out");
+    EXPECT_EQ(second.Wait(std::chrono::seconds(30)), 0);
+  }
+  auto seqs = [](const std::string& text) {
+    std::vector<uint64_t> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("message")) out.push_back(std::stoull(j.value("seq", "0")));
+    }
+    return out;
+  };
+  const auto s1 = seqs(testing::ReadFile(dir_.path() + "/watch1.out"));
+  const std::string second_out = testing::ReadFile(dir_.path() + "/watch2.out");
+  const auto s2 = seqs(second_out);
+  auto all = Dpctl({"job", "watch", std::to_string(id), "--from-start", "-o", "json"});
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  const auto every = seqs(all.output);
+  ASSERT_FALSE(s1.empty());
+  ASSERT_FALSE(s2.empty());
+  EXPECT_LT(s1.back(), s2.front());
+  std::vector<uint64_t> joined = s1;
+  joined.insert(joined.end(), s2.begin(), s2.end());
+  EXPECT_EQ(joined, every);
+  EXPECT_THAT(second_out, HasSubstr("\"finished\":{\"status\":\"JOB_STATUS_COMPLETED\""));
+  // A watcher on a terminal-less pipe also got live package progress.
+  EXPECT_THAT(testing::ReadFile(dir_.path() + "/watch1.out") + second_out,
+              HasSubstr("\"package_started\""));
 }
 
 TEST_F(ReassignIntegrationTest, KilledAtEveryStepBoundaryTheJobEndsAsIfNeverKilled) {
