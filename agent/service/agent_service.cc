@@ -6,6 +6,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <thread>
 
 #include "agent/contentlib/content_library.h"
 #include "agent/contentlib/file_system.h"
@@ -73,7 +74,12 @@ AgentServiceImpl::AgentServiceImpl(AgentConfig config, std::string server_name,
     : config_(std::move(config)),
       server_name_(std::move(server_name)),
       assignment_(assignment),
-      started_unix_ms_(NowUnixMs()) {}
+      started_unix_ms_(NowUnixMs()) {
+  if (const char* delay = std::getenv("DPR_TEST_AGENT_PACKAGE_DELAY_MS")) {
+    test_package_delay_ms_ = std::atoi(delay);
+    SPDLOG_WARN("test hook: {} ms pause after each converted package", test_package_delay_ms_);
+  }
+}
 
 grpc::Status AgentServiceImpl::CheckCaller(grpc::ServerContext* context, const char* method,
                                            bool allow_unassigned) {
@@ -329,6 +335,11 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
             Log()->info("package {} is in the content library{}{}", ev.package_id,
                         ev.already_done ? " (converted earlier)" : "",
                         ev.legacy_removed ? "; legacy folder removed" : "; legacy folder kept");
+            if (test_package_delay_ms_ > 0 && !ev.already_done) {
+              send(e);
+              std::this_thread::sleep_for(std::chrono::milliseconds(test_package_delay_ms_));
+              return;
+            }
             break;
           }
           case importer::ImportEvent::Kind::kPackageFailed:

@@ -85,14 +85,17 @@ class EndToEndTest : public ::testing::Test {
   }
 
   std::string StartAgent(const std::string& dir, const std::string& name,
-                         std::unique_ptr<ChildProcess>* proc) {
+                         std::unique_ptr<ChildProcess>* proc,
+                         const std::string& listen = "127.0.0.1:0", int package_delay_ms = 0) {
     const std::string data = root() + "/" + dir;
     fs::remove(data + "/listen.addr");
     *proc = std::make_unique<ChildProcess>(
-        std::vector<std::string>{Bin("dp-agent"), "--data-dir", data, "--content-root",
-                                 data + "/content", "--legacy-root", data + "/legacy", "--listen",
-                                 "127.0.0.1:0", "--cert", pki_ + "/" + name + ".crt", "--key",
-                                 pki_ + "/" + name + ".key", "--ca", pki_ + "/ca.crt"},
+        std::vector<std::string>{
+            "/usr/bin/env", "DPR_TEST_AGENT_PACKAGE_DELAY_MS=" + std::to_string(package_delay_ms),
+            Bin("dp-agent"), "--data-dir", data, "--content-root", data + "/content",
+            "--legacy-root", data + "/legacy", "--listen", listen, "--cert",
+            pki_ + "/" + name + ".crt", "--key", pki_ + "/" + name + ".key", "--ca",
+            pki_ + "/ca.crt"},
         data + ".out");
     return testing::WaitForFile(data + "/listen.addr");
   }
@@ -162,6 +165,42 @@ TEST_F(EndToEndTest, ReassignsOneDpAndConvertsItsLibraryLeavingTheOtherAlone) {
   EXPECT_THAT(smsdpprov, HasSubstr("is in the content library"));
   const std::string distmgr = testing::ReadFile(root() + "/controller/logs/distmgr.log");
   EXPECT_THAT(distmgr, HasSubstr("DP upgrade notification 6.dpu received"));
+}
+
+// The agent dies (kill -9) in the middle of the conversion and comes back:
+// the controller's retry with backoff finishes the job with no new command,
+// and nothing is lost.
+TEST_F(EndToEndTest, AnAgentKilledMidConversionIsRetriedToCompletion) {
+  agent_proc1_.reset();
+  agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 400);
+  Import(agent1_, agent2_);
+  auto start = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach", "-o", "json"});
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  // Wait until some but not all packages are converted.
+  int converted = 0;
+  for (int i = 0; i < 200 && converted < 2; ++i) {
+    auto j =
+        nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
+    if (j.is_object()) converted = j.value("packages_converted", 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(converted, 2);
+  ASSERT_LT(converted, 6);
+  agent_proc1_->Signal(SIGKILL);
+  agent_proc1_->Wait();
+  // Back on the same address, at full speed.
+  ASSERT_FALSE(StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, agent1_).empty());
+  auto watch = Dpctl({"job", "watch", "1"});
+  EXPECT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("job 1 Completed"));
+  auto verify = Dpctl({"dp", "verify", "DP01.CONTOSO.COM"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_THAT(verify.output, HasSubstr("library OK: 6 package(s)"));
+  EXPECT_THAT(LegacyLeft("dp01"), ::testing::ElementsAre(testing::PackageIdOf(1)));
+  EXPECT_THAT(testing::ReadFile(root() + "/controller/logs/distmgr.log"),
+              HasSubstr("conversion stream broke"));
+  EXPECT_THAT(testing::ReadFile(root() + "/dp01/logs/smsdpprov.log"),
+              HasSubstr("(converted earlier)"));
 }
 
 TEST_F(EndToEndTest, TheAgentObeysOnlyItsAssignedController) {
