@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -206,8 +207,12 @@ class Renderer {
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
-std::atomic<grpc::ClientContext*> g_context{nullptr};
+// The call in progress, guarded so the cancelling thread never touches a
+// context that is being destroyed.
+std::mutex g_context_mu;
+grpc::ClientContext* g_context = nullptr;
 std::atomic<bool> g_detached{false};
+std::atomic<bool> g_watch_done{false};
 int g_wake[2] = {-1, -1};
 
 // Async-signal-safe: sets a flag and wakes the thread that cancels the call.
@@ -239,24 +244,42 @@ int WatchJob(v1::AdminService::Stub& stub, const std::string& controller, uint64
   Renderer r(format, ::isatty(STDOUT_FILENO) == 1);
   // Ctrl-C detaches: the handler wakes a thread that cancels the call (gRPC
   // threads already exist, so blocking the signal here would not do).
+  std::thread canceller;
   if (::pipe(g_wake) == 0) {
     struct sigaction sa {};
     sa.sa_handler = OnSigint;
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, nullptr);
-    std::thread([] {
+    canceller = std::thread([] {
       char c;
       while (::read(g_wake[0], &c, 1) < 0 && errno == EINTR) {
       }
-      if (auto* ctx = g_context.load()) ctx->TryCancel();
-    }).detach();
+      if (g_watch_done) return;
+      std::lock_guard<std::mutex> l(g_context_mu);
+      if (g_context != nullptr) g_context->TryCancel();
+    });
   }
+  // Stops the canceller before returning, so no thread is inside gRPC
+  // while the process exits.
+  struct StopCanceller {
+    std::thread& t;
+    ~StopCanceller() {
+      if (!t.joinable()) return;
+      g_watch_done = true;
+      char c = 0;
+      (void)!::write(g_wake[1], &c, 1);
+      t.join();
+    }
+  } stop_canceller{canceller};
 
   uint64_t last = after_seq;
   int failures = 0;
   for (;;) {
     grpc::ClientContext ctx;
-    g_context = &ctx;
+    {
+      std::lock_guard<std::mutex> l(g_context_mu);
+      g_context = &ctx;
+    }
     if (g_detached) ctx.TryCancel();
     v1::WatchJobRequest req;
     req.set_job_id(job_id);
@@ -271,7 +294,10 @@ int WatchJob(v1::AdminService::Stub& stub, const std::string& controller, uint64
       r.Handle(e);
     }
     grpc::Status st = reader->Finish();
-    g_context = nullptr;
+    {
+      std::lock_guard<std::mutex> l(g_context_mu);
+      g_context = nullptr;
+    }
     SaveLastSeq(controller, job_id, last);
     if (g_detached) {
       r.Finish();

@@ -532,24 +532,35 @@ absl::StatusOr<ReassignResult> JobRunner::Reassign(const std::string& dp,
   } else {
     ASSIGN_OR_RETURN(row, store_.FindDistributionPoint(dp));
   }
+  // A concurrent request may have made the job (and its step 1 removed the
+  // DP's row) since the lookup above: then this request gets that job.
+  auto concurrent = [&](absl::Status refusal) -> absl::StatusOr<ReassignResult> {
+    if (auto job = FindJob(dp); job.ok() && job->destination_site == to_site) {
+      result.job = *job;
+      result.existing = true;
+      return result;
+    }
+    return refusal;
+  };
   if (!row) {
-    return absl::NotFoundError(fmt::format(
+    return concurrent(absl::NotFoundError(fmt::format(
         "no distribution point '{}' in the site database; 'dpctl dp list' shows the known ones",
-        dp));
+        dp)));
   }
   ASSIGN_OR_RETURN(auto facts, store_.GetDpFacts(row->dpid, to_site));
   Eligibility elig = CheckEligibility(facts, to_site);
   if (!elig.eligible) {
-    return absl::FailedPreconditionError(
-        fmt::format("'{}' cannot be reassigned to {}: {}", row->server, to_site, elig.reason));
+    return concurrent(absl::FailedPreconditionError(
+        fmt::format("'{}' cannot be reassigned to {}: {}", row->server, to_site, elig.reason)));
   }
 
   // Free space, from the agent's own preflight over the DP's packages.
   ASSIGN_OR_RETURN(auto agent, agents_.Connect(row->agent_endpoint, row->server));
   v1::PreflightRequest preq;
   preq.set_mode(AutoMode());
-  ASSIGN_OR_RETURN(auto packages, store_.ListDpPackages(row->dpid));
-  for (const auto& p : packages) FillRef(p, preq.add_packages());
+  auto packages = store_.ListDpPackages(row->dpid);
+  if (!packages.ok()) return concurrent(packages.status());
+  for (const auto& p : *packages) FillRef(p, preq.add_packages());
   auto preflight = agent->Preflight(preq);
   if (!preflight.ok()) {
     const bool down = preflight.status().code() == absl::StatusCode::kUnavailable;
