@@ -90,7 +90,7 @@ for i in $(seq 1 "$PACKAGES"); do
   cp "$WORKDIR/.shared/readme.txt" "$d/readme.txt"
   if [ $((i % 3)) = 0 ]; then cp "$WORKDIR/.shared/vcredist_x64.exe" "$d/Support Files/"; fi
   if [ $((i % 4)) = 0 ]; then cp "$WORKDIR/.shared/dotnetfx.cab" "$d/Support Files/"; fi
-  bytes=$(du -sb "$d" | cut -f1)
+  bytes=$(find "$d" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
   keep=false
   if [ "$i" = 2 ]; then keep=true; fi  # run from the DP: its package share stays
   PKG_JSON+="${PKG_JSON:+,}{\"id\":\"$id\",\"name\":\"Demo package $i\",\"source_version\":$(( i % 3 + 1 )),\"keep_package_share\":$keep,\"bytes\":$bytes}"

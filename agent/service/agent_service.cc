@@ -258,11 +258,14 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
   if (auto st = CheckCaller(context, "ConvertContent", false); !st.ok()) return st;
   auto specs = Specs(request->packages());
   if (!specs.ok()) return ToGrpcStatus(specs.status());
-  bool expected = false;
-  if (!converting_.compare_exchange_strong(expected, true)) {
-    return grpc::Status(grpc::StatusCode::ABORTED,
-                        "a conversion is already running on this DP; retry when it ends");
+  // One conversion at a time. A second request (a restarted controller
+  // whose first stream this agent is still serving) waits for the running
+  // one and then reports its packages as already done.
+  std::unique_lock<std::timed_mutex> running(convert_mu_, std::defer_lock);
+  while (!running.try_lock_for(std::chrono::milliseconds(500))) {
+    if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
   }
+  converting_ = true;
   struct Release {
     std::atomic<bool>& flag;
     ~Release() { flag = false; }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <string>
 
 #include "agent/agent_config.h"
@@ -56,6 +57,7 @@ class AgentServiceImpl final : public dpreassign::v1::AgentService::Service {
   AssignmentStore& assignment_;
   int64_t started_unix_ms_;
   std::atomic<bool> converting_{false};
+  std::timed_mutex convert_mu_;
   // Test-only: DPR_TEST_AGENT_PACKAGE_DELAY_MS slows each finished package,
   // so tests can kill the agent in the middle of a conversion.
   int test_package_delay_ms_ = 0;

@@ -25,8 +25,12 @@ class GrpcAgentClient final : public AgentClient {
 
   absl::StatusOr<v1::PreflightReport> Preflight(const v1::PreflightRequest& request) override {
     v1::PreflightReport reply;
-    return Unary("Preflight", reply,
-                 [&](grpc::ClientContext* c) { return stub_->Preflight(c, request, &reply); });
+    // Preflight walks every legacy file: as long as the DP needs (keepalive
+    // still notices a dead agent).
+    return Unary(
+        "Preflight", reply,
+        [&](grpc::ClientContext* c) { return stub_->Preflight(c, request, &reply); },
+        /*long_running=*/true);
   }
 
   absl::StatusOr<v1::AssignSiteResponse> AssignSite(const v1::AssignSiteRequest& request) override {

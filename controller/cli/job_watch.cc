@@ -49,6 +49,8 @@ std::string StatusWord(v1::JobStatus s) {
   }
 }
 
+constexpr int kMaxBars = 6;
+
 std::string Mib(uint64_t bytes) {
   return fmt::format("{:.1f}", static_cast<double>(bytes) / (1 << 20));
 }
@@ -126,9 +128,9 @@ class Renderer {
         break;
       case v1::JobEvent::kFinished: {
         const auto& f = e.finished();
+        finished_ = f.status();  // first, so the bars are not drawn again
         Line(fmt::format("job {} {}{}", e.job_id(), StatusWord(f.status()),
                          f.has_error() ? ": " + f.error().message() : ""));
-        finished_ = f.status();
         break;
       }
       default:
@@ -168,11 +170,18 @@ class Renderer {
     last_draw_ = now;
     Erase();
     uint64_t done = base_done_;
+    int shown = 0;
     for (const auto& [id, p] : inflight_) {
       done += p.bytes_done();
+      // A screenful of bars helps nobody: the first few, then a count.
+      if (++shown > kMaxBars) continue;
       std::printf("  %-10s %s %s/%s MiB\n", id.c_str(),
                   Bar(p.bytes_done(), p.bytes_total(), 24).c_str(), Mib(p.bytes_done()).c_str(),
                   Mib(p.bytes_total()).c_str());
+      ++drawn_;
+    }
+    if (shown > kMaxBars) {
+      std::printf("  ... and %d more package(s) in progress\n", shown - kMaxBars);
       ++drawn_;
     }
     const double secs = std::chrono::duration<double>(now - start_).count();

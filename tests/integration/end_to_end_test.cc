@@ -165,6 +165,26 @@ TEST_F(EndToEndTest, ReassignsOneDpAndConvertsItsLibraryLeavingTheOtherAlone) {
   EXPECT_THAT(smsdpprov, HasSubstr("is in the content library"));
   const std::string distmgr = testing::ReadFile(root() + "/controller/logs/distmgr.log");
   EXPECT_THAT(distmgr, HasSubstr("DP upgrade notification 6.dpu received"));
+  // The rows: DP01's packages name the new DP in P01, DP02's are as imported.
+  controller_->Signal(SIGTERM);
+  EXPECT_EQ(controller_->Wait(std::chrono::seconds(20)), 0);
+  const std::string db = testing::DumpSiteDb(root() + "/controller/site.db");
+  const std::string dp01_new =
+      R"(["Display=\\DP01.CONTOSO.COM\"]MSWNET:["SMS_SITE=P01"]\\DP01.CONTOSO.COM\)";
+  const std::string dp01_old =
+      R"(["Display=\\DP01.CONTOSO.COM\"]MSWNET:["SMS_SITE=S07"]\\DP01.CONTOSO.COM\)";
+  const std::string dp02 =
+      R"(["Display=\\DP02.CONTOSO.COM\"]MSWNET:["SMS_SITE=S07"]\\DP02.CONTOSO.COM\)";
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = db.find(needle); at != std::string::npos; at = db.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("PkgServer=" + dp01_new), 6u);
+  EXPECT_EQ(count("PkgServer=" + dp01_old), 0u);
+  EXPECT_EQ(count("PkgServer=" + dp02), 3u);
+  EXPECT_EQ(count("NALPath=" + dp02),
+            3u + 3u + 1u + 4u + 1u);  // PkgServers, ContentDPMap, DP, SysRes, MigrationDP
 }
 
 // The agent dies (kill -9) in the middle of the conversion and comes back:
@@ -201,6 +221,34 @@ TEST_F(EndToEndTest, AnAgentKilledMidConversionIsRetriedToCompletion) {
               HasSubstr("conversion stream broke"));
   EXPECT_THAT(testing::ReadFile(root() + "/dp01/logs/smsdpprov.log"),
               HasSubstr("(converted earlier)"));
+}
+
+// The controller dies (kill -9) mid-conversion while the agent carries on:
+// the restarted controller asks again, the agent finishes the running
+// conversion first and reports those packages as done, the job completes.
+TEST_F(EndToEndTest, AControllerKilledMidConversionResumesWithTheAgentStillWorking) {
+  agent_proc1_.reset();
+  agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 300);
+  Import(agent1_, agent2_);
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
+  int converted = 0;
+  for (int i = 0; i < 200 && converted < 1; ++i) {
+    auto j =
+        nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
+    if (j.is_object()) converted = j.value("packages_converted", 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(converted, 1);
+  controller_->Signal(SIGKILL);
+  controller_->Wait();
+  fs::remove(root() + "/controller/listen.addr");
+  StartController();
+  auto watch = Dpctl({"job", "watch", "1"});
+  EXPECT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("job 1 Completed"));
+  auto verify = Dpctl({"dp", "verify", "DP01.CONTOSO.COM"});
+  EXPECT_THAT(verify.output, HasSubstr("library OK: 6 package(s)"));
+  EXPECT_THAT(LegacyLeft("dp01"), ::testing::ElementsAre(testing::PackageIdOf(1)));
 }
 
 TEST_F(EndToEndTest, TheAgentObeysOnlyItsAssignedController) {
