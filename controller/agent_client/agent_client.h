@@ -26,6 +26,8 @@ class AgentClient {
   virtual absl::Status Convert(const v1::ConvertRequest& request,
                                const std::function<void(const v1::ConvertEvent&)>& on_event) = 0;
   virtual absl::StatusOr<v1::VerifyReport> Verify(const v1::VerifyLibraryRequest& request) = 0;
+  // Ends a Convert in progress (shutdown): it returns CANCELLED soon after.
+  virtual void Cancel() {}
 };
 
 class AgentConnector {

@@ -1,6 +1,7 @@
 #include "controller/agent_client/grpc_agent_client.h"
 
 #include <chrono>
+#include <mutex>
 
 #include "common/grpc/peer_identity.h"
 #include "common/grpc/status_convert.h"
@@ -51,6 +52,18 @@ class GrpcAgentClient final : public AgentClient {
   absl::Status Convert(const v1::ConvertRequest& request,
                        const std::function<void(const v1::ConvertEvent&)>& on_event) override {
     grpc::ClientContext context;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (cancelled_) return absl::CancelledError("the controller is shutting down");
+      active_ = &context;
+    }
+    struct Unregister {
+      GrpcAgentClient* self;
+      ~Unregister() {
+        std::lock_guard<std::mutex> l(self->mu_);
+        self->active_ = nullptr;
+      }
+    } unregister{this};
     auto reader = stub_->ConvertContent(&context, request);
     v1::ConvertEvent event;
     bool checked = false;
@@ -64,6 +77,12 @@ class GrpcAgentClient final : public AgentClient {
     grpc::Status st = reader->Finish();
     if (st.ok() && !checked) RETURN_IF_ERROR(CheckPeer(context));
     return Describe("ConvertContent", st);
+  }
+
+  void Cancel() override {
+    std::lock_guard<std::mutex> l(mu_);
+    cancelled_ = true;
+    if (active_ != nullptr) active_->TryCancel();
   }
 
  private:
@@ -109,6 +128,9 @@ class GrpcAgentClient final : public AgentClient {
   }
 
   std::unique_ptr<v1::AgentService::Stub> stub_;
+  std::mutex mu_;
+  grpc::ClientContext* active_ = nullptr;  // the Convert in progress
+  bool cancelled_ = false;
   std::string endpoint_;
   std::string server_;
   GrpcAgentOptions options_;

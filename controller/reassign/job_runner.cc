@@ -84,6 +84,9 @@ void JobRunner::Stop() {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
     workers.swap(workers_);
+    // A conversion can run for hours: end its stream; the job stays
+    // Running at step 8 and resumes when the controller starts again.
+    for (auto& [job, agent] : converting_) agent->Cancel();
   }
   cv_.notify_all();
   for (auto& t : workers) t.join();
@@ -100,6 +103,11 @@ void JobRunner::Enqueue(int64_t job_id) {
     queue_.push_back(job_id);
   }
   cv_.notify_one();
+}
+
+bool JobRunner::Stopping() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return stopping_;
 }
 
 int JobRunner::running() const {
@@ -301,6 +309,13 @@ void JobRunner::RunJob(int64_t job_id) {
         st = absl::AbortedError(error.empty() ? "the step failed" : error);
         break;
     }
+    if (!st.ok() && st.code() == absl::StatusCode::kCancelled && Stopping()) {
+      Log()->info(
+          "[job {} '{}'] interrupted by shutdown at step {}; it resumes when the "
+          "controller starts again",
+          job.job_id, job.server, job.step);
+      return;
+    }
     if (!st.ok()) {
       const std::string text = fmt::format("step {} ({}) failed: {}", job.step,
                                            sitedb::StepName(job.step), st.message());
@@ -362,6 +377,11 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
   absl::Status stream;
   for (int attempt = 1; attempt <= options_.convert_attempts; ++attempt) {
     ASSIGN_OR_RETURN(auto agent, agents_.Connect(job.agent_endpoint, job.server));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) return absl::CancelledError("the controller is shutting down");
+      converting_[job.job_id] = agent;
+    }
     stream = agent->Convert(req, [&](const v1::ConvertEvent& e) {
       switch (e.event_case()) {
         case v1::ConvertEvent::kPackageProgress: {
@@ -411,6 +431,11 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
           break;
       }
     });
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      converting_.erase(job.job_id);
+      if (stopping_) return absl::CancelledError("the controller is shutting down");
+    }
     if (stream.ok() || (stream.code() != absl::StatusCode::kUnavailable &&
                         stream.code() != absl::StatusCode::kDeadlineExceeded)) {
       break;

@@ -84,6 +84,7 @@ class JobRunner {
 
  private:
   void Enqueue(int64_t job_id);
+  bool Stopping() const;
   void Worker();
   void RunJob(int64_t job_id);
   absl::Status DropDpu(const sitedb::UpgradeJob& job);
@@ -114,6 +115,8 @@ class JobRunner {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::map<int64_t, uint64_t> last_seq_;  // newest durable seq per job
+  // Agents converting now, so Stop() can end their streams.
+  std::map<int64_t, std::shared_ptr<controller::AgentClient>> converting_;
   JobEvents events_;
 };
 

@@ -251,6 +251,34 @@ TEST_F(EndToEndTest, AControllerKilledMidConversionResumesWithTheAgentStillWorki
   EXPECT_THAT(LegacyLeft("dp01"), ::testing::ElementsAre(testing::PackageIdOf(1)));
 }
 
+// SIGTERM during a long conversion: the controller stops promptly instead of
+// waiting for the conversion, and picks the job up again when restarted.
+TEST_F(EndToEndTest, AControllerStoppedMidConversionStopsPromptlyAndResumes) {
+  agent_proc1_.reset();
+  agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 1000);
+  Import(agent1_, agent2_);
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
+  for (int i = 0; i < 200; ++i) {
+    auto j =
+        nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
+    if (j.is_object() && j.value("step", 0) == 8 && j.value("packages_converted", 0) >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  controller_->Signal(SIGTERM);
+  EXPECT_EQ(controller_->Wait(std::chrono::seconds(20)), 0);
+  const double stop_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(stop_s, 3.0) << "the remaining packages take about 4 s";
+  EXPECT_THAT(testing::ReadFile(root() + "/controller/logs/distmgr.log"),
+              HasSubstr("interrupted by shutdown at step 8"));
+  fs::remove(root() + "/controller/listen.addr");
+  StartController();
+  auto watch = Dpctl({"job", "watch", "1"});
+  EXPECT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("job 1 Completed"));
+}
+
 TEST_F(EndToEndTest, TheAgentObeysOnlyItsAssignedController) {
   Import(agent1_, agent2_);
   auto run = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"});
