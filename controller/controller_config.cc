@@ -10,6 +10,12 @@ void AddControllerFlags(CLI::App& app, ControllerFlags* out) {
   app.add_option(
       "--max-jobs", out->flags.max_jobs,
       "reassignment jobs run at once, the rest queue (DPUpgradeThreadLimit; default 50)");
+  app.add_option("--agent-keepalive-seconds", out->flags.agent_keepalive_seconds,
+                 "keepalive ping interval towards agents (default 20)");
+  app.add_option("--agent-keepalive-timeout-seconds", out->flags.agent_keepalive_timeout_seconds,
+                 "how long an agent may leave a ping unanswered (default 10)");
+  app.add_option("--convert-attempts", out->flags.convert_attempts,
+                 "tries of a broken conversion stream, with backoff (default 3)");
   app.add_option("--inbox-scan-seconds", out->flags.inbox_scan_seconds,
                  "how often distmgr.box is scanned besides inotify (default 5)");
 }
@@ -24,12 +30,26 @@ absl::StatusOr<ControllerConfig> ResolveControllerConfig(const CLI::App& app,
     RETURN_IF_ERROR(file.GetInt("jobs.max_running", &config.max_jobs));
     RETURN_IF_ERROR(file.GetInt("jobs.convert_attempts", &config.convert_attempts));
     RETURN_IF_ERROR(file.GetInt("distmgr.inbox_scan_seconds", &config.inbox_scan_seconds));
+    RETURN_IF_ERROR(file.GetInt("agents.keepalive_seconds", &config.agent_keepalive_seconds));
+    RETURN_IF_ERROR(
+        file.GetInt("agents.keepalive_timeout_seconds", &config.agent_keepalive_timeout_seconds));
     RETURN_IF_ERROR(file.CheckNoUnknownKeys());
   }
   ApplyGivenFlags(app, given.flags.daemon, &config.daemon);
   if (app.count("--max-jobs") > 0) config.max_jobs = given.flags.max_jobs;
   if (app.count("--inbox-scan-seconds") > 0) {
     config.inbox_scan_seconds = given.flags.inbox_scan_seconds;
+  }
+  if (app.count("--agent-keepalive-seconds") > 0) {
+    config.agent_keepalive_seconds = given.flags.agent_keepalive_seconds;
+  }
+  if (app.count("--agent-keepalive-timeout-seconds") > 0) {
+    config.agent_keepalive_timeout_seconds = given.flags.agent_keepalive_timeout_seconds;
+  }
+  if (app.count("--convert-attempts") > 0) config.convert_attempts = given.flags.convert_attempts;
+  if (config.agent_keepalive_seconds < 1 || config.agent_keepalive_timeout_seconds < 1) {
+    return absl::InvalidArgumentError(
+        "agents.keepalive_seconds and keepalive_timeout_seconds must be at least 1");
   }
   if (config.max_jobs < 1 || config.max_jobs > 1000) {
     return absl::InvalidArgumentError(

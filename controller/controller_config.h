@@ -18,6 +18,10 @@ struct ControllerConfig {
   int64_t inbox_scan_seconds = 5;
   // A broken conversion stream is retried this many times, with backoff.
   int64_t convert_attempts = 3;
+  // gRPC keepalive towards agents: a stalled agent is noticed within about
+  // the sum of the two.
+  int64_t agent_keepalive_seconds = 20;
+  int64_t agent_keepalive_timeout_seconds = 10;
 };
 
 inline constexpr char kDefaultControllerListen[] = "0.0.0.0:9443";

@@ -44,7 +44,10 @@ absl::Status RunDaemon(const dpr::controller::ControllerConfig& config) {
                                    {.path = dir + "/site.db",
                                     .trace_sql = level <= spdlog::level::debug,
                                     .fault_hook = dpr::controller::FaultHookFromEnvironment(dir)}));
-  auto agents = dpr::controller::MakeGrpcAgentConnector({.tls = tls});
+  auto agents = dpr::controller::MakeGrpcAgentConnector(
+      {.tls = tls,
+       .keepalive_seconds = static_cast<int>(config.agent_keepalive_seconds),
+       .keepalive_timeout_seconds = static_cast<int>(config.agent_keepalive_timeout_seconds)});
   const std::string inbox_dir = dir + "/inboxes/distmgr.box";
   dpr::reassign::JobRunner runner(*store, *agents,
                                   {.max_jobs = static_cast<int>(config.max_jobs),

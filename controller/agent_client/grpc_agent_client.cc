@@ -147,7 +147,7 @@ class GrpcAgentConnector final : public AgentConnector {
     // The agent must prove the DP's name whatever address it is dialled at.
     args.SetSslTargetNameOverride(server);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options_.keepalive_seconds * 1000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options_.keepalive_timeout_seconds * 1000);
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
     auto channel = grpc::CreateCustomChannel(endpoint, creds, args);

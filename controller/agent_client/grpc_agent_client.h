@@ -11,7 +11,10 @@ namespace dpr::controller {
 struct GrpcAgentOptions {
   TlsFiles tls;
   int unary_deadline_seconds = 60;
-  int keepalive_seconds = 20;  // a stalled agent is noticed within about twice this
+  // A stalled agent (stopped, or its host gone) is noticed within about
+  // keepalive_seconds + keepalive_timeout_seconds.
+  int keepalive_seconds = 20;
+  int keepalive_timeout_seconds = 10;
 };
 
 // Dials agents over mutual TLS; the handshake checks that the agent's

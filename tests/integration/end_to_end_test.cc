@@ -100,14 +100,23 @@ class EndToEndTest : public ::testing::Test {
     return testing::WaitForFile(data + "/listen.addr");
   }
 
-  void StartController() {
+  void StartController(const std::vector<std::string>& extra = {}) {
     const std::string data = root() + "/controller";
-    controller_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{Bin("dp-controller"), "--data-dir", data, "--listen",
-                                 "127.0.0.1:0", "--cert", pki_ + "/site01.contoso.com.crt", "--key",
-                                 pki_ + "/site01.contoso.com.key", "--ca", pki_ + "/ca.crt",
-                                 "--inbox-scan-seconds", "1"},
-        root() + "/controller.out");
+    std::vector<std::string> argv = {Bin("dp-controller"),
+                                     "--data-dir",
+                                     data,
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--cert",
+                                     pki_ + "/site01.contoso.com.crt",
+                                     "--key",
+                                     pki_ + "/site01.contoso.com.key",
+                                     "--ca",
+                                     pki_ + "/ca.crt",
+                                     "--inbox-scan-seconds",
+                                     "1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    controller_ = std::make_unique<ChildProcess>(argv, root() + "/controller.out");
     addr_ = testing::WaitForFile(data + "/listen.addr");
     ASSERT_FALSE(addr_.empty());
   }
@@ -274,6 +283,44 @@ TEST_F(EndToEndTest, AControllerStoppedMidConversionStopsPromptlyAndResumes) {
               HasSubstr("interrupted by shutdown at step 8"));
   fs::remove(root() + "/controller/listen.addr");
   StartController();
+  auto watch = Dpctl({"job", "watch", "1"});
+  EXPECT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("job 1 Completed"));
+}
+
+// SIGSTOP of the agent mid-stream: keepalive notices the stall, the
+// controller retries, and once the agent runs again the job completes.
+TEST_F(EndToEndTest, AStalledAgentIsNoticedByKeepaliveAndTheJobCarriesOn) {
+  agent_proc1_.reset();
+  agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 500);
+  controller_->Signal(SIGTERM);
+  controller_->Wait();
+  fs::remove(root() + "/controller/listen.addr");
+  StartController({"--agent-keepalive-seconds", "5", "--agent-keepalive-timeout-seconds", "2",
+                   "--convert-attempts", "10"});
+  Import(agent1_, agent2_);
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
+  for (int i = 0; i < 200; ++i) {
+    auto j =
+        nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
+    if (j.is_object() && j.value("packages_converted", 0) >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  agent_proc1_->Signal(SIGSTOP);
+  double detected = -1;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30)) {
+    if (testing::ReadFile(root() + "/controller/logs/distmgr.log")
+            .find("conversion stream broke") != std::string::npos) {
+      detected = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  agent_proc1_->Signal(SIGCONT);
+  ASSERT_GT(detected, 0) << "the stall was not noticed in 30 s";
+  EXPECT_LT(detected, 5 + 2 + 5) << "keepalive 5 s + timeout 2 s, with slack for loaded CI";
+  std::printf("stalled agent noticed after %.1f s (keepalive 5 s, timeout 2 s)\n", detected);
   auto watch = Dpctl({"job", "watch", "1"});
   EXPECT_EQ(watch.exit_code, 0) << watch.output;
   EXPECT_THAT(watch.output, HasSubstr("job 1 Completed"));
