@@ -575,8 +575,27 @@ absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
     return absl::OkStatus();
   }));
   std::set<Sha256Digest> new_objects;
+  std::set<Sha256Digest> dropped;
   for (size_t i = 0; i < objects.size(); ++i) {
-    if (created[i]) new_objects.insert(objects[i].first);
+    if (created[i]) {
+      new_objects.insert(objects[i].first);
+    } else if (!objects[i].second.staged.empty()) {
+      dropped.insert(objects[i].first);
+    }
+  }
+  // A dropped copy stored nothing new: its bytes count as deduplicated, so
+  // bytes_stored stays what FileLib actually grew by.
+  if (!dropped.empty()) {
+    for (auto& pkg : batch_) {
+      for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
+        FileResult& r = pkg->results[i];
+        if (!r.is_new || dropped.count(r.hash) == 0) continue;
+        const uint64_t size = pkg->tree.files[i].size;
+        r.is_new = false;
+        pkg->bytes_stored -= std::min(pkg->bytes_stored, size);
+        pkg->bytes_dedup += size;
+      }
+    }
   }
 
   // One reference-list rewrite per object for the whole batch.
