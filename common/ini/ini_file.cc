@@ -66,7 +66,11 @@ absl::StatusOr<IniFile> IniFile::Parse(std::string_view text, std::string_view n
       if (line.back() != ']' || line.size() < 3) {
         return error(fmt::format("malformed section header '{}'", line));
       }
-      current = &ini.AddSection(Trim(line.substr(1, line.size() - 2)));
+      const std::string_view name = Trim(line.substr(1, line.size() - 2));
+      // "[   ]" would be a section Serialize() writes as "[]", which no
+      // parser reads back (found by ini_fuzz).
+      if (name.empty()) return error("empty section name");
+      current = &ini.AddSection(name);
       continue;
     }
     size_t eq = line.find('=');

@@ -174,6 +174,11 @@ absl::StatusOr<sitedb::Inventory> ParseInventory(std::string_view text,
   } catch (const json::parse_error& e) {
     return absl::InvalidArgumentError(
         fmt::format("{}: not valid JSON at byte {}: {}", source_name, e.byte, e.what()));
+  } catch (const json::exception& e) {
+    // A number too large for a double (1e999999) throws out_of_range, not
+    // parse_error: found by the fuzzer; it used to terminate the controller.
+    return absl::InvalidArgumentError(
+        fmt::format("{}: not usable JSON: {}", source_name, e.what()));
   }
   if (!doc.is_object()) return r.Fail("", "the document must be a JSON object");
   if (auto st = r.OnlyKeys(

@@ -57,6 +57,10 @@ TEST(IniFileTest, ErrorsNameFileAndLine) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty key")));
   EXPECT_THAT(IniFile::Parse(std::string("[A]\nk=v\0w\n", 11), "x.INI"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  // Found by ini_fuzz: a blank section name parsed but could not be read
+  // back once written.
+  EXPECT_THAT(IniFile::Parse("[     ]\nk=v\n", "x.INI"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty section name")));
 }
 
 TEST(IniFileTest, RefusesUnwritableKeysAndValues) {
