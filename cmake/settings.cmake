@@ -14,6 +14,13 @@ target_compile_definitions(dpr_settings INTERFACE
   DPR_VERSION="${PROJECT_VERSION}"
   SPDLOG_ACTIVE_LEVEL=SPDLOG_LEVEL_TRACE)
 
+if(DPR_FUZZ)
+  # Coverage for libFuzzer plus the sanitizers, on everything the targets link.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+    -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 if(DPR_SANITIZE)
   set(_san -fsanitize=address,undefined -fno-omit-frame-pointer
     -fno-sanitize-recover=undefined)

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   # build
-  cmake ninja-build pkg-config g++ clang-format
+  cmake ninja-build pkg-config g++ clang-format clang
   # gRPC / protobuf / abseil (Debian's, never vendored)
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libabsl-dev
