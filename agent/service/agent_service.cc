@@ -6,6 +6,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <map>
 #include <thread>
 
 #include "agent/contentlib/content_library.h"
@@ -298,7 +299,7 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
   importer::ImportOptions options;
   options.mode = ModeFrom(request->mode());
   options.jobs = static_cast<int>(request->jobs());
-  auto last_progress = std::chrono::steady_clock::now();
+  std::map<std::string, std::chrono::steady_clock::time_point> last_progress;
   auto summary =
       importer::ImportPackages(**lib, *specs, options, [&](const importer::ImportEvent& ev) {
         v1::ConvertEvent e;
@@ -317,16 +318,21 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
                         ev.files_total, ev.bytes_total);
             break;
           case importer::ImportEvent::Kind::kPackageProgress: {
-            // At most ten progress events a second: enough for a bar.
+            // At most ten progress events a second per package: enough for
+            // a bar; the one that completes a package's files always goes.
             auto now = std::chrono::steady_clock::now();
-            if (now - last_progress < std::chrono::milliseconds(100)) return;
-            last_progress = now;
+            auto& last = last_progress[ev.package_id];
+            if (ev.files_done < ev.files_total && now - last < std::chrono::milliseconds(100)) {
+              return;
+            }
+            last = now;
             e.mutable_package_progress()->set_package_id(ev.package_id);
             e.mutable_package_progress()->set_current_file(ev.current_file);
             fill(e.mutable_package_progress()->mutable_progress());
             break;
           }
           case importer::ImportEvent::Kind::kPackageDone: {
+            last_progress.erase(ev.package_id);
             auto* d = e.mutable_package_done();
             d->set_package_id(ev.package_id);
             d->set_content_id(ev.content_id);
