@@ -32,23 +32,6 @@ namespace {
 
 namespace v1 = ::dpreassign::v1;
 
-std::string StatusWord(v1::JobStatus s) {
-  switch (s) {
-    case v1::JOB_STATUS_COMPLETED:
-      return "Completed";
-    case v1::JOB_STATUS_RUNNING:
-      return "Running";
-    case v1::JOB_STATUS_FAILED:
-      return "Failed";
-    case v1::JOB_STATUS_STOPPED:
-      return "Stopped";
-    case v1::JOB_STATUS_QUEUED:
-      return "Queued";
-    default:
-      return "NotStarted";
-  }
-}
-
 constexpr int kMaxBars = 6;
 
 std::string Mib(uint64_t bytes) {
@@ -97,7 +80,7 @@ class Renderer {
           packages_done_ = j.packages_converted();
           Line(fmt::format("job {} '{}' {} -> {}: {} at step {}/9 ({})", j.job_id(),
                            j.server_name(), j.source_site(), j.destination_site(),
-                           StatusWord(j.status()), j.step(), j.step_name()));
+                           JobStatusText(j.status()), j.step(), j.step_name()));
           have_snapshot_ = true;
         }
         break;
@@ -129,7 +112,7 @@ class Renderer {
       case v1::JobEvent::kFinished: {
         const auto& f = e.finished();
         finished_ = f.status();  // first, so the bars are not drawn again
-        Line(fmt::format("job {} {}{}", e.job_id(), StatusWord(f.status()),
+        Line(fmt::format("job {} {}{}", e.job_id(), JobStatusText(f.status()),
                          f.has_error() ? ": " + f.error().message() : ""));
         break;
       }

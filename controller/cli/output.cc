@@ -52,4 +52,21 @@ std::string ToJson(const google::protobuf::Message& message, bool pretty) {
   return out;
 }
 
+std::string JobStatusText(dpreassign::v1::JobStatus status) {
+  switch (status) {
+    case dpreassign::v1::JOB_STATUS_COMPLETED:
+      return "Completed";
+    case dpreassign::v1::JOB_STATUS_RUNNING:
+      return "Running";
+    case dpreassign::v1::JOB_STATUS_FAILED:
+      return "Failed";
+    case dpreassign::v1::JOB_STATUS_STOPPED:
+      return "Stopped";
+    case dpreassign::v1::JOB_STATUS_QUEUED:
+      return "Queued";
+    default:
+      return "NotStarted";
+  }
+}
+
 }  // namespace dpr::cli

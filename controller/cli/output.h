@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "dpreassign/v1/admin.pb.h"
 #include "google/protobuf/message.h"
 
 namespace dpr::cli {
@@ -19,6 +20,9 @@ class Table {
   std::vector<std::string> header_;
   std::vector<std::vector<std::string>> rows_;
 };
+
+// A job status as admins read it: "Completed", "Running", "Failed"...
+std::string JobStatusText(dpreassign::v1::JobStatus status);
 
 // A message as one JSON document, proto field names, defaults included.
 std::string ToJson(const google::protobuf::Message& message, bool pretty = true);

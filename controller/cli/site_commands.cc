@@ -54,28 +54,9 @@ std::unique_ptr<grpc::ClientContext> Context(int seconds = 60) {
   return ctx;
 }
 
-std::string StatusText(v1::JobStatus s) {
-  switch (s) {
-    case v1::JOB_STATUS_NOT_STARTED:
-      return "NotStarted";
-    case v1::JOB_STATUS_COMPLETED:
-      return "Completed";
-    case v1::JOB_STATUS_RUNNING:
-      return "Running";
-    case v1::JOB_STATUS_FAILED:
-      return "Failed";
-    case v1::JOB_STATUS_STOPPED:
-      return "Stopped";
-    case v1::JOB_STATUS_QUEUED:
-      return "Queued";
-    default:
-      return "?";
-  }
-}
-
 std::string JobLine(const v1::Job& j) {
   std::string line = fmt::format("job {} '{}' {}: step {}/9 {} ({}/{} packages converted)",
-                                 j.job_id(), j.server_name(), StatusText(j.status()), j.step(),
+                                 j.job_id(), j.server_name(), JobStatusText(j.status()), j.step(),
                                  j.step_name(), j.packages_converted(), j.packages_total());
   if (j.has_last_error()) line += " - " + j.last_error().message();
   return line;
@@ -85,7 +66,7 @@ void PrintJobTable(const std::vector<const v1::Job*>& jobs) {
   Table t({"JOB", "DP", "DPID", "FROM", "TO", "STATUS", "STEP", "PACKAGES", "LAST ERROR"});
   for (const auto* j : jobs) {
     t.AddRow({std::to_string(j->job_id()), j->server_name(), std::to_string(j->dpid()),
-              j->source_site(), j->destination_site(), StatusText(j->status()),
+              j->source_site(), j->destination_site(), JobStatusText(j->status()),
               fmt::format("{}/9", j->step()),
               fmt::format("{}/{}", j->packages_converted(), j->packages_total()),
               j->has_last_error() ? j->last_error().message() : ""});
@@ -135,10 +116,11 @@ int RunDpList(GlobalOptions& global, CLI::App& app, const std::string& site) {
   }
   Table t({"DPID", "SERVER", "SITE", "PACKAGES", "AGENT", "UPGRADE"});
   for (const auto& d : resp.distribution_points()) {
-    t.AddRow(
-        {std::to_string(d.dpid()), d.server_name(), d.site_code(), std::to_string(d.packages()),
-         d.agent_endpoint(),
-         d.upgrade_status() == v1::JOB_STATUS_NOT_STARTED ? "-" : StatusText(d.upgrade_status())});
+    t.AddRow({std::to_string(d.dpid()), d.server_name(), d.site_code(),
+              std::to_string(d.packages()), d.agent_endpoint(),
+              d.upgrade_status() == v1::JOB_STATUS_NOT_STARTED
+                  ? "-"
+                  : JobStatusText(d.upgrade_status())});
   }
   std::printf("%s", t.Render().c_str());
   return kExitOk;

@@ -130,6 +130,19 @@ class EndToEndTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 
+  // Polls job 1 until at least `n` packages are converted (during step 8);
+  // returns the count it saw last.
+  int WaitForConverted(int n) {
+    int converted = 0;
+    for (int i = 0; i < 200 && converted < n; ++i) {
+      auto j =
+          nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
+      if (j.is_object() && j.value("step", 0) == 8) converted = j.value("packages_converted", 0);
+      if (converted < n) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return converted;
+  }
+
   std::vector<std::string> LegacyLeft(const std::string& dp) {
     std::vector<std::string> out;
     for (const auto& e : fs::directory_iterator(root() + "/" + dp + "/legacy/SMSPKGD$")) {
@@ -206,13 +219,7 @@ TEST_F(EndToEndTest, AnAgentKilledMidConversionIsRetriedToCompletion) {
   auto start = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach", "-o", "json"});
   ASSERT_EQ(start.exit_code, 0) << start.output;
   // Wait until some but not all packages are converted.
-  int converted = 0;
-  for (int i = 0; i < 200 && converted < 2; ++i) {
-    auto j =
-        nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
-    if (j.is_object()) converted = j.value("packages_converted", 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const int converted = WaitForConverted(2);
   ASSERT_GE(converted, 2);
   ASSERT_LT(converted, 6);
   agent_proc1_->Signal(SIGKILL);
@@ -240,14 +247,7 @@ TEST_F(EndToEndTest, AControllerKilledMidConversionResumesWithTheAgentStillWorki
   agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 300);
   Import(agent1_, agent2_);
   ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
-  int converted = 0;
-  for (int i = 0; i < 200 && converted < 1; ++i) {
-    auto j =
-        nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
-    if (j.is_object()) converted = j.value("packages_converted", 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_GE(converted, 1);
+  ASSERT_GE(WaitForConverted(1), 1);
   controller_->Signal(SIGKILL);
   controller_->Wait();
   fs::remove(root() + "/controller/listen.addr");
@@ -267,12 +267,7 @@ TEST_F(EndToEndTest, AControllerStoppedMidConversionStopsPromptlyAndResumes) {
   agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 1000);
   Import(agent1_, agent2_);
   ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
-  for (int i = 0; i < 200; ++i) {
-    auto j =
-        nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
-    if (j.is_object() && j.value("step", 0) == 8 && j.value("packages_converted", 0) >= 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_GE(WaitForConverted(1), 1);
   const auto t0 = std::chrono::steady_clock::now();
   controller_->Signal(SIGTERM);
   EXPECT_EQ(controller_->Wait(std::chrono::seconds(20)), 0);
@@ -300,12 +295,7 @@ TEST_F(EndToEndTest, AStalledAgentIsNoticedByKeepaliveAndTheJobCarriesOn) {
                    "--convert-attempts", "10"});
   Import(agent1_, agent2_);
   ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
-  for (int i = 0; i < 200; ++i) {
-    auto j =
-        nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output, nullptr, false);
-    if (j.is_object() && j.value("packages_converted", 0) >= 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_GE(WaitForConverted(1), 1);
   const auto t0 = std::chrono::steady_clock::now();
   agent_proc1_->Signal(SIGSTOP);
   double detected = -1;
