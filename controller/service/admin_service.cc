@@ -245,9 +245,8 @@ grpc::Status AdminServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequ
         fmt::format("no job {}; 'dpctl job list' shows them", request->job_id())));
   }
   reassign::JobToProto(**job, response);
-  if (auto msgs = store_.ListMessages(static_cast<int64_t>(request->job_id()), 0);
-      msgs.ok() && !msgs->empty()) {
-    response->set_last_seq(static_cast<uint64_t>(msgs->back().record_id));
+  if (auto last = store_.LastMessageId(static_cast<int64_t>(request->job_id())); last.ok()) {
+    response->set_last_seq(static_cast<uint64_t>(*last));
   }
   return grpc::Status::OK;
 }

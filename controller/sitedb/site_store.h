@@ -109,6 +109,8 @@ class SiteStore {
   virtual absl::StatusOr<int64_t> AddMessage(const StatusMessage& message) = 0;
   virtual absl::StatusOr<std::vector<StatusMessage>> ListMessages(int64_t job_id,
                                                                   int64_t after_record_id) = 0;
+  // The newest message's RecordID (0: none), without reading the history.
+  virtual absl::StatusOr<int64_t> LastMessageId(int64_t job_id) = 0;
 };
 
 struct SqliteStoreOptions {

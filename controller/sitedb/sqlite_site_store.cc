@@ -508,6 +508,16 @@ class SqliteSiteStore final : public SiteStore {
     return out;
   }
 
+  absl::StatusOr<int64_t> LastMessageId(int64_t job_id) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ASSIGN_OR_RETURN(
+        auto s,
+        db_->Prepare("SELECT IFNULL(MAX(RecordID), 0) FROM StatusMessages WHERE JobID = ?1"));
+    s.Bind(1, job_id);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : 0;
+  }
+
  private:
   // Binds a step statement's values; a statement may use only the first few.
   static void BindAll(Statement& s, const std::vector<std::string>& binds) {
@@ -845,28 +855,36 @@ class SqliteSiteStore final : public SiteStore {
     ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
     ASSIGN_OR_RETURN(auto job, JobWhere("JobID = ?1", std::to_string(job_id)));
     if (!job) return absl::NotFoundError(fmt::format("no job {}", job_id));
+    // The package's state before, so the job's totals move only when it
+    // enters or leaves "converted": a package reported twice (a resumed
+    // conversion) is counted once, without recounting the whole DP.
+    ASSIGN_OR_RETURN(auto before, db_->Prepare("SELECT st.State, p.Bytes FROM PkgStatus st JOIN "
+                                               "Packages p ON p.PkgID = st.ID WHERE st.ID = ?1 "
+                                               "AND st.Type = 2 AND st.PkgServer = ?2"));
+    before.Bind(1, package_id).Bind(2, job->nal_path);
+    ASSIGN_OR_RETURN(bool found, before.Step());
+    if (!found) {
+      return absl::NotFoundError(fmt::format("package '{}' is not on the DP of job {} ('{}')",
+                                             package_id, job_id, job->server));
+    }
+    const bool was_converted = before.Int(0) == static_cast<int64_t>(PackageState::kConverted);
+    const int64_t package_bytes = before.Int(1);
     ASSIGN_OR_RETURN(
         auto s, db_->Prepare("UPDATE PkgStatus SET State = ?3, Status = ?4, BytesConverted = ?5, "
                              "LastError = ?6, UpdateTime = ?7 WHERE ID = ?1 AND Type = 2 AND "
                              "PkgServer = ?2"));
     s.Bind(1, package_id).Bind(2, job->nal_path).Bind(3, static_cast<int64_t>(state));
     s.Bind(4, pkg_status).Bind(5, bytes).Bind(6, error).Bind(7, now);
-    ASSIGN_OR_RETURN(int64_t n, s.Run());
-    if (n == 0) {
-      return absl::NotFoundError(fmt::format("package '{}' is not on the DP of job {} ('{}')",
-                                             package_id, job_id, job->server));
+    RETURN_IF_ERROR(s.Run().status());
+    const bool is_converted = state == PackageState::kConverted;
+    if (was_converted != is_converted) {
+      const int64_t sign = is_converted ? 1 : -1;
+      ASSIGN_OR_RETURN(auto t, db_->Prepare("UPDATE DPUpgradeStatus SET PackagesConverted = "
+                                            "PackagesConverted + ?2, BytesDone = BytesDone + ?3 "
+                                            "WHERE JobID = ?1"));
+      t.Bind(1, job_id).Bind(2, sign).Bind(3, sign * package_bytes);
+      RETURN_IF_ERROR(t.Run().status());
     }
-    // The job's totals are recomputed, not incremented, so a package
-    // reported twice (a resumed conversion) is counted once.
-    ASSIGN_OR_RETURN(
-        auto t,
-        db_->Prepare("UPDATE DPUpgradeStatus SET PackagesConverted = (SELECT COUNT(*) FROM "
-                     "PkgStatus WHERE Type = 2 AND PkgServer = ?2 AND State = 2), "
-                     "BytesDone = (SELECT IFNULL(SUM(p.Bytes), 0) FROM PkgStatus st JOIN "
-                     "Packages p ON p.PkgID = st.ID WHERE st.Type = 2 AND st.PkgServer = ?2 "
-                     "AND st.State = 2) WHERE JobID = ?1"));
-    t.Bind(1, job_id).Bind(2, job->nal_path);
-    RETURN_IF_ERROR(t.Run().status());
     RETURN_IF_ERROR(tx->Commit());
     if (state == PackageState::kConverted) Fault("step8.package_done");
     return absl::OkStatus();
