@@ -15,6 +15,7 @@
 #include "common/grpc/peer_identity.h"
 #include "common/grpc/status_convert.h"
 #include "common/log/logging.h"
+#include "common/nal/nal_path.h"
 #include "common/status/fmt_absl.h"
 #include "fmt/format.h"
 
@@ -111,28 +112,13 @@ absl::StatusOr<std::string> AgentServiceImpl::ResolveLocation(const std::string&
     return absl::FailedPreconditionError(
         "this agent has no legacy root (give --legacy-root or legacy_root in its config)");
   }
+  auto parts = SplitShareRelativePath(location);
+  if (!parts.ok()) {
+    return absl::InvalidArgumentError(fmt::format("package '{}': location '{}' {}; refused",
+                                                  package_id, location, parts.status().message()));
+  }
   std::string rel;
-  size_t start = 0;
-  std::string s = location;
-  for (char& c : s) {
-    if (c == '\\') c = '/';
-  }
-  if (s.empty() || s.front() == '/') {
-    return absl::InvalidArgumentError(fmt::format(
-        "package '{}': location '{}' must be below the DP's share root", package_id, location));
-  }
-  while (start <= s.size()) {
-    size_t end = s.find('/', start);
-    if (end == std::string::npos) end = s.size();
-    std::string part = s.substr(start, end - start);
-    if (part.empty() && end == s.size()) break;
-    if (part.empty() || part == "." || part == "..") {
-      return absl::InvalidArgumentError(fmt::format(
-          "package '{}': location '{}' has a '{}' part; refused", package_id, location, part));
-    }
-    rel += "/" + part;
-    start = end + 1;
-  }
+  for (const auto& part : *parts) rel += "/" + part;
   const std::string path = config_.legacy_root + rel;
   // A symlink in the path must not lead outside the legacy root.
   const std::string real = RealPath(path);
@@ -344,11 +330,6 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
             Log()->info("package {} is in the content library{}{}", ev.package_id,
                         ev.already_done ? " (converted earlier)" : "",
                         ev.legacy_removed ? "; legacy folder removed" : "; legacy folder kept");
-            if (test_package_delay_ms_ > 0 && !ev.already_done) {
-              send(e);
-              std::this_thread::sleep_for(std::chrono::milliseconds(test_package_delay_ms_));
-              return;
-            }
             break;
           }
           case importer::ImportEvent::Kind::kPackageFailed:
@@ -359,6 +340,10 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
             break;
         }
         send(e);
+        if (test_package_delay_ms_ > 0 && ev.kind == importer::ImportEvent::Kind::kPackageDone &&
+            !ev.already_done) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(test_package_delay_ms_));
+        }
       });
   if (!summary.ok()) {
     Log()->error("conversion stopped: {}", summary.status().message());

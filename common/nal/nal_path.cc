@@ -117,6 +117,36 @@ std::string FormatNalPath(const NalPath& nal) {
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> SplitShareRelativePath(std::string_view path) {
+  if (path.empty()) return absl::InvalidArgumentError("is empty");
+  if (path.front() == '\\' || path.front() == '/' || (path.size() > 1 && path[1] == ':')) {
+    return absl::InvalidArgumentError(
+        "must be relative to the DP's share root (like SMSPKGD$\\S0700001)");
+  }
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find_first_of("\\/", start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string part(path.substr(start, end - start));
+    if (part.empty() && end == path.size() && !parts.empty()) break;  // one trailing separator
+    if (part.empty() || part == "." || part == "..") {
+      return absl::InvalidArgumentError(
+          fmt::format("has a '{}' part; give a plain folder path", part));
+    }
+    for (unsigned char c : part) {
+      if (c < 0x20 || c == '"' || c == '*' || c == '?' || c == '<' || c == '>' || c == '|' ||
+          c == ':') {
+        return absl::InvalidArgumentError(
+            fmt::format("has a character not allowed in a Windows folder name in '{}'", part));
+      }
+    }
+    parts.push_back(std::move(part));
+    start = end + 1;
+  }
+  return parts;
+}
+
 NalPath SiteSystemNal(std::string_view server, std::string_view site_code) {
   return NalPath{fmt::format("\\\\{}\\", server), "MSWNET", std::string(site_code),
                  std::string(server), ""};

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -29,6 +30,13 @@ std::string FormatNalPath(const NalPath& nal);
 NalPath SiteSystemNal(std::string_view server, std::string_view site_code);
 // The share form: `share` is backslash-separated; a trailing backslash is added.
 NalPath ShareNal(std::string_view server, std::string_view site_code, std::string_view share);
+
+// A path below a DP's share root (`SMSPKGD$\S0700001`), as inventories name
+// package locations and agents resolve them: backslash- or slash-separated,
+// one trailing separator allowed; refused (InvalidArgument, the message reads
+// after the path) when empty, absolute, on a drive, with an empty, `.` or `..`
+// part, or with a character Windows does not allow in a folder name.
+absl::StatusOr<std::vector<std::string>> SplitShareRelativePath(std::string_view path);
 
 // Site codes are three letters or digits ("S07", "ABC").
 bool IsValidSiteCode(std::string_view code);

@@ -146,22 +146,6 @@ absl::StatusOr<X509Ptr> NewCert(EVP_PKEY* key, int64_t not_before_offset, int64_
   return cert;
 }
 
-bool IsHostName(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  size_t label = 0;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
-    if (++label > 63) return false;
-  }
-  return label > 0 && name.front() != '-';
-}
-
 bool IsIpLiteral(const std::string& ip) {
   ASN1_OCTET_STRING* octets = a2i_IPADDRESS(ip.c_str());
   if (octets == nullptr) {
@@ -191,6 +175,22 @@ int64_t AsnTimeToUnix(const ASN1_TIME* t) {
 }
 
 }  // namespace
+
+bool IsHostName(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
+    if (++label > 63) return false;
+  }
+  return label > 0 && name.front() != '-';
+}
 
 std::string_view RoleName(Role role) {
   switch (role) {

@@ -65,6 +65,10 @@ struct CertInfo {
 
 absl::StatusOr<CertInfo> ParseCertificatePem(std::string_view pem);
 
+// A DNS host name (labels of letters, digits and '-', each 1-63 long): what
+// a certificate can name as a DNS subject alternative name.
+bool IsHostName(std::string_view name);
+
 // True if the certificate names `host` (DNS SAN, ignoring case, or IP SAN).
 bool CertNamesHost(const CertInfo& info, std::string_view host);
 

@@ -313,9 +313,7 @@ int WatchJob(v1::AdminService::Stub& stub, const std::string& controller, uint64
       std::this_thread::sleep_for(std::chrono::seconds(1));
       continue;
     }
-    return ReportError(
-        absl::Status(FromGrpcStatus(st).code(),
-                     fmt::format("watching job {} failed: {}", job_id, st.error_message())));
+    return ReportError(RpcError(fmt::format("watching job {}", job_id), st));
   }
 }
 

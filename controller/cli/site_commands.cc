@@ -38,16 +38,6 @@ absl::StatusOr<Session> Open(GlobalOptions& global, CLI::App& app) {
   return s;
 }
 
-// One line saying what failed and, for the usual causes, what to do.
-absl::Status RpcError(const Session& s, const char* what, const grpc::Status& rpc) {
-  absl::Status st = FromGrpcStatus(rpc);
-  std::string hint;
-  if (rpc.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    hint = " (is dp-controller running there, and do --cert/--key/--ca come from its site CA?)";
-  }
-  return absl::Status(st.code(), fmt::format("{} failed: {}{}", what, st.message(), hint));
-}
-
 std::unique_ptr<grpc::ClientContext> Context(int seconds = 60) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
@@ -88,7 +78,7 @@ int RunImport(GlobalOptions& global, CLI::App& app, const std::string& file, boo
   v1::ImportInventoryResponse resp;
   auto ctx = Context();
   if (auto rpc = s->stub->ImportInventory(ctx.get(), req, &resp); !rpc.ok()) {
-    return ReportError(RpcError(*s, "inventory import", rpc));
+    return ReportError(RpcError("inventory import", rpc));
   }
   if (s->format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(resp).c_str());
@@ -108,7 +98,7 @@ int RunDpList(GlobalOptions& global, CLI::App& app, const std::string& site) {
   v1::ListDistributionPointsResponse resp;
   auto ctx = Context();
   if (auto rpc = s->stub->ListDistributionPoints(ctx.get(), req, &resp); !rpc.ok()) {
-    return ReportError(RpcError(*s, "listing distribution points", rpc));
+    return ReportError(RpcError("listing distribution points", rpc));
   }
   if (s->format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(resp).c_str());
@@ -134,7 +124,7 @@ int RunDpShow(GlobalOptions& global, CLI::App& app, const std::string& dp) {
   v1::DistributionPointDetail resp;
   auto ctx = Context();
   if (auto rpc = s->stub->GetDistributionPoint(ctx.get(), req, &resp); !rpc.ok()) {
-    return ReportError(RpcError(*s, fmt::format("looking up '{}'", dp).c_str(), rpc));
+    return ReportError(RpcError(fmt::format("looking up '{}'", dp), rpc));
   }
   if (s->format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(resp).c_str());
@@ -169,7 +159,7 @@ int RunReassign(GlobalOptions& global, CLI::App& app, const std::string& dp, con
   v1::StartReassignmentResponse resp;
   auto ctx = Context(120);
   if (auto rpc = s->stub->StartReassignment(ctx.get(), req, &resp); !rpc.ok()) {
-    return ReportError(RpcError(*s, fmt::format("reassigning '{}' to {}", dp, to).c_str(), rpc));
+    return ReportError(RpcError(fmt::format("reassigning '{}' to {}", dp, to), rpc));
   }
   if (dry_run) {
     if (s->format == OutputFormat::kJson) {
@@ -208,7 +198,7 @@ int RunJobList(GlobalOptions& global, CLI::App& app) {
   v1::ListJobsResponse resp;
   auto ctx = Context();
   if (auto rpc = s->stub->ListJobs(ctx.get(), {}, &resp); !rpc.ok()) {
-    return ReportError(RpcError(*s, "listing jobs", rpc));
+    return ReportError(RpcError("listing jobs", rpc));
   }
   if (s->format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(resp).c_str());
@@ -235,7 +225,7 @@ int RunJobShow(GlobalOptions& global, CLI::App& app, uint64_t job_id, bool watch
   v1::Job job;
   auto ctx = Context();
   if (auto rpc = s->stub->GetJob(ctx.get(), req, &job); !rpc.ok()) {
-    return ReportError(RpcError(*s, fmt::format("looking up job {}", job_id).c_str(), rpc));
+    return ReportError(RpcError(fmt::format("looking up job {}", job_id), rpc));
   }
   if (s->format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(job).c_str());
@@ -253,7 +243,7 @@ int RunDpConvert(GlobalOptions& global, CLI::App& app, const std::string& dp) {
   v1::Job job;
   auto ctx = Context();
   if (auto rpc = s->stub->RetryConversion(ctx.get(), req, &job); !rpc.ok()) {
-    return ReportError(RpcError(*s, fmt::format("retrying conversion of '{}'", dp).c_str(), rpc));
+    return ReportError(RpcError(fmt::format("retrying conversion of '{}'", dp), rpc));
   }
   if (s->format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(job).c_str());
@@ -272,7 +262,7 @@ int RunDpVerify(GlobalOptions& global, CLI::App& app, const std::string& dp) {
   v1::VerifyReport report;
   auto ctx = Context(3600);
   if (auto rpc = s->stub->VerifyDistributionPoint(ctx.get(), req, &report); !rpc.ok()) {
-    return ReportError(RpcError(*s, fmt::format("verifying '{}'", dp).c_str(), rpc));
+    return ReportError(RpcError(fmt::format("verifying '{}'", dp), rpc));
   }
   if (s->format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(report).c_str());

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "common/grpc/status_convert.h"
+#include "common/status/fmt_absl.h"
 #include "controller/cli/commands.h"
 #include "controller/cli/output.h"
 #include "fmt/format.h"
@@ -12,6 +13,15 @@ namespace dpr::cli {
 int ReportError(const absl::Status& status) {
   std::fprintf(stderr, "dpctl: %s\n", std::string(status.message()).c_str());
   return status.code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+}
+
+absl::Status RpcError(std::string_view what, const grpc::Status& rpc) {
+  absl::Status st = FromGrpcStatus(rpc);
+  std::string hint;
+  if (rpc.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    hint = " (is dp-controller running there, and do --cert/--key/--ca come from its site CA?)";
+  }
+  return absl::Status(st.code(), fmt::format("{} failed: {}{}", what, st.message(), hint));
 }
 
 namespace {
@@ -27,14 +37,8 @@ int RunStatus(GlobalOptions& global, CLI::App& app) {
   dpreassign::v1::ControllerStatus status;
   grpc::Status rpc = (*stub)->GetStatus(&ctx, {}, &status);
   if (!rpc.ok()) {
-    return ReportError(absl::Status(
-        FromGrpcStatus(rpc).code(),
-        fmt::format("status call to controller {} failed: {}{}", global.controller,
-                    rpc.error_message(),
-                    rpc.error_code() == grpc::StatusCode::UNAVAILABLE
-                        ? " (is dp-controller running there, and do --cert/--key/--ca come "
-                          "from its site CA?)"
-                        : "")));
+    return ReportError(
+        RpcError(fmt::format("status call to controller {}", global.controller), rpc));
   }
   if (*format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(status).c_str());

@@ -5,7 +5,9 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
 #include "common/nal/nal_path.h"
+#include "common/pki/pki.h"
 #include "common/status/fmt_absl.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -96,14 +98,6 @@ class Reader {
   if (!lhs##_or.ok()) return lhs##_or.status(); \
   auto lhs = *std::move(lhs##_or)
 
-bool IsHostName(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  for (char c : s) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
-  }
-  return s.front() != '.' && s.front() != '-';
-}
-
 bool IsEndpoint(std::string_view s) {
   auto colon = s.rfind(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == s.size()) return false;
@@ -115,41 +109,11 @@ bool IsEndpoint(std::string_view s) {
   return std::stoi(std::string(port)) > 0 && std::stoi(std::string(port)) < 65536;
 }
 
-// A location below the DP's share root: backslash- or slash-separated, no
-// empty, `.` or `..` parts, nothing absolute.
+// A location below the DP's share root, backslash-joined.
 absl::StatusOr<std::string> NormaliseLocation(std::string_view in) {
-  std::string out;
-  size_t start = 0;
-  std::string s(in);
-  for (char& c : s) {
-    if (c == '/') c = '\\';
-  }
-  if (s.empty()) return absl::InvalidArgumentError("is empty");
-  if (s.front() == '\\' || (s.size() > 1 && s[1] == ':')) {
-    return absl::InvalidArgumentError(
-        "must be relative to the DP's share root (like SMSPKGD$\\S0700001)");
-  }
-  while (start <= s.size()) {
-    size_t end = s.find('\\', start);
-    if (end == std::string::npos) end = s.size();
-    std::string part = s.substr(start, end - start);
-    if (part.empty() && end == s.size() && !out.empty()) break;  // one trailing backslash
-    if (part.empty() || part == "." || part == "..") {
-      return absl::InvalidArgumentError(
-          fmt::format("has a '{}' part; give a plain folder path", part));
-    }
-    for (unsigned char c : part) {
-      if (c < 0x20 || c == '"' || c == '*' || c == '?' || c == '<' || c == '>' || c == '|' ||
-          c == ':') {
-        return absl::InvalidArgumentError(
-            fmt::format("has a character not allowed in a Windows folder name in '{}'", part));
-      }
-    }
-    if (!out.empty()) out += '\\';
-    out += part;
-    start = end + 1;
-  }
-  return out;
+  auto parts = SplitShareRelativePath(in);
+  if (!parts.ok()) return parts.status();
+  return absl::StrJoin(*parts, "\\");
 }
 
 }  // namespace
