@@ -119,6 +119,7 @@ struct SqliteStoreOptions {
   bool trace_sql = false;
   std::string trace_component = "SMS_DISTRIBUTION_MANAGER";
   FaultHook fault_hook;
+  std::string vfs;  // SqliteDb::Options::vfs
 };
 
 // Opens (creating if needed) and migrates the SQLite site database.

@@ -63,6 +63,9 @@ class SqliteDb {
     // Logger for SQL tracing (statement text and duration at debug level);
     // null: no tracing.
     std::shared_ptr<spdlog::logger> trace_logger;
+    // A registered SQLite VFS by name; empty: the default. Tests use one that
+    // loses unsynced writes (tests/support/crash_vfs.h).
+    std::string vfs;
   };
 
   // Opens `path` with WAL, synchronous=FULL and foreign keys on.

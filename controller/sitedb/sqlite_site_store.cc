@@ -905,6 +905,7 @@ std::string_view StepName(int step) {
 absl::StatusOr<std::unique_ptr<SiteStore>> OpenSqliteSiteStore(const SqliteStoreOptions& options) {
   SqliteDb::Options db_options;
   if (options.trace_sql) db_options.trace_logger = ComponentLogger(options.trace_component);
+  db_options.vfs = options.vfs;
   ASSIGN_OR_RETURN(auto db, SqliteDb::Open(options.path, db_options));
   RETURN_IF_ERROR(ApplyMigrations(*db));
   return std::unique_ptr<SiteStore>(new SqliteSiteStore(std::move(db), options.fault_hook));

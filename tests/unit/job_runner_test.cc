@@ -10,6 +10,7 @@
 #include "controller/inventory/inventory_json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_agent.h"
 #include "tests/support/site_fixture.h"
 #include "tests/support/test_support.h"
 
@@ -19,19 +20,8 @@ namespace {
 namespace v1 = ::dpreassign::v1;
 
 // An agent that can hold AssignSite until released, to keep a job busy.
-class HeldAgent final : public controller::AgentClient, public controller::AgentConnector {
+class HeldAgent final : public testing::FakeAgent {
  public:
-  absl::StatusOr<std::shared_ptr<controller::AgentClient>> Connect(const std::string&,
-                                                                   const std::string&) override {
-    return std::shared_ptr<controller::AgentClient>(this, [](auto*) {});
-  }
-  absl::StatusOr<v1::PreflightReport> Preflight(const v1::PreflightRequest&) override {
-    v1::PreflightReport r;
-    r.set_ok(true);
-    r.set_bytes_needed(needed);
-    r.set_bytes_free(free);
-    return r;
-  }
   absl::StatusOr<v1::AssignSiteResponse> AssignSite(const v1::AssignSiteRequest&) override {
     std::unique_lock<std::mutex> l(mu);
     ++inside;
@@ -40,24 +30,6 @@ class HeldAgent final : public controller::AgentClient, public controller::Agent
     cv.wait(l, [&] { return released; });
     --inside;
     return v1::AssignSiteResponse();
-  }
-  absl::Status Convert(const v1::ConvertRequest& req,
-                       const std::function<void(const v1::ConvertEvent&)>& on_event) override {
-    for (const auto& p : req.packages()) {
-      v1::ConvertEvent e;
-      e.mutable_package_done()->set_package_id(p.package_id());
-      on_event(e);
-    }
-    return absl::OkStatus();
-  }
-  absl::StatusOr<v1::VerifyReport> Verify(const v1::VerifyLibraryRequest& req) override {
-    v1::VerifyReport r;
-    r.set_ok(true);
-    r.set_has_datalib(true);
-    r.set_has_filelib(true);
-    r.set_has_pkglib(true);
-    r.set_packages_checked(static_cast<uint64_t>(req.package_ids_size()));
-    return r;
   }
 
   void WaitInside(int n) {
@@ -75,8 +47,6 @@ class HeldAgent final : public controller::AgentClient, public controller::Agent
   int inside = 0;
   int max_inside = 0;
   bool released = false;
-  uint64_t needed = 1000;
-  uint64_t free = 1 << 30;
 };
 
 class JobRunnerTest : public ::testing::Test {
