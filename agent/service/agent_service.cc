@@ -220,10 +220,11 @@ grpc::Status AgentServiceImpl::AssignSite(grpc::ServerContext* context,
   // The identity obeyed from now on is the caller's own, proven by its
   // certificate; a request naming someone else is refused.
   if (request->controller_identity() != peer->common_name) {
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        fmt::format("AssignSite: the request names controller '{}' but the "
-                                    "caller is {}",
-                                    request->controller_identity(), peer->Describe()));
+    const std::string why =
+        fmt::format("AssignSite: the request names controller '{}' but the caller is {}",
+                    request->controller_identity().substr(0, 256), peer->Describe());
+    Log()->warn("{}; refused", why);
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
   }
   auto changed = assignment_.Assign(
       {request->site_code(), request->controller_identity(), request->dpid(), request->nal_path()});
@@ -243,8 +244,21 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
                                               const v1::ConvertRequest* request,
                                               grpc::ServerWriter<v1::ConvertEvent>* writer) {
   if (auto st = CheckCaller(context, "ConvertContent", false); !st.ok()) return st;
+  // Its own controller, but the request is for another DP (a mixed-up
+  // inventory, or a replay of another DP's request): refuse it whole.
+  if (auto a = assignment_.Get(); a && request->dpid() != a->dpid) {
+    const std::string why = fmt::format(
+        "ConvertContent: the request is for DPID {} but this DP ('{}') is DPID {} in site {}",
+        request->dpid(), server_name_, a->dpid, a->site_code);
+    Log()->warn("{}; refused", why);
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
+  }
   auto specs = Specs(request->packages());
-  if (!specs.ok()) return ToGrpcStatus(specs.status());
+  if (!specs.ok()) {
+    Log()->warn("ConvertContent for job {} refused: {}", request->job_id(),
+                specs.status().message());
+    return ToGrpcStatus(specs.status());
+  }
   // One conversion at a time. A second request (a restarted controller
   // whose first stream this agent is still serving) waits for the running
   // one and then reports its packages as already done.

@@ -1,5 +1,6 @@
 #include "common/grpc/server_runner.h"
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <chrono>
@@ -64,7 +65,14 @@ absl::Status ServeUntilSignal(const ServeOptions& options,
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   int sig = 0;
-  sigwait(&set, &sig);
+  // While waiting, hand freed memory back every few seconds. gRPC reads each
+  // message, even one it then refuses as too large, into many small slices;
+  // glibc keeps the freed pages of every arena, so a flood of oversized
+  // messages grew the controller by 323 MiB (800 x 17 MiB,
+  // tests/fault/hostile_client.py) while heaptrack saw at most 65 MiB live
+  // and nothing leaked.
+  const timespec trim_every{2, 0};
+  while ((sig = sigtimedwait(&set, nullptr, &trim_every)) < 0) malloc_trim(0);
   SPDLOG_LOGGER_INFO(log, "received {}; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();

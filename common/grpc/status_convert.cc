@@ -6,8 +6,17 @@ namespace dpr {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
+  std::string message(status.message());
+  // The message travels as a trailer; one echoing a huge request field made
+  // the reply exceed the client's metadata limit, so the caller saw
+  // RESOURCE_EXHAUSTED instead of the real code. Keep the head.
+  if (message.size() > kMaxStatusMessageBytes) {
+    const size_t cut = message.size() - kMaxStatusMessageBytes;
+    message.resize(kMaxStatusMessageBytes);
+    message += "... (" + std::to_string(cut) + " more bytes)";
+  }
   return grpc::Status(static_cast<grpc::StatusCode>(static_cast<int>(status.code())),
-                      std::string(status.message()));
+                      std::move(message));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {

@@ -7,6 +7,9 @@
 
 namespace dpr {
 
+// Messages longer than this are cut (and say so) on the way out.
+inline constexpr size_t kMaxStatusMessageBytes = 4096;
+
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 

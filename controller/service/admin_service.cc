@@ -7,6 +7,8 @@
 #include "common/grpc/peer_identity.h"
 #include "common/grpc/status_convert.h"
 #include "common/log/logging.h"
+#include "common/nal/nal_path.h"
+#include "common/pki/pki.h"
 #include "common/status/fmt_absl.h"
 #include "controller/inventory/inventory_json.h"
 #include "controller/reassign/job_proto.h"
@@ -26,6 +28,32 @@ void ToProto(const sitedb::DistributionPointRow& d, v1::DistributionPoint* out) 
   out->set_agent_endpoint(d.agent_endpoint);
   out->set_is_active(d.is_active);
   out->set_packages(static_cast<uint32_t>(d.packages));
+}
+
+// A request field quoted in a message: printable, and short.
+std::string Excerpt(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 64)) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02X}", c);
+    }
+  }
+  if (s.size() > 64) out += fmt::format("... ({} bytes)", s.size());
+  return out;
+}
+
+// A DP argument is echoed into logs and errors: refuse what cannot be a
+// DPID or a server name before it gets there.
+absl::Status CheckDpArgument(std::string_view dp) {
+  int64_t dpid = 0;
+  if ((absl::SimpleAtoi(absl::string_view(dp.data(), dp.size()), &dpid) && dpid > 0) ||
+      IsHostName(dp)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      fmt::format("'{}' is neither a DPID nor a server name (like DP01.CONTOSO.COM)", Excerpt(dp)));
 }
 
 grpc::Status Fail(const absl::Status& st) {
@@ -121,6 +149,7 @@ grpc::Status AdminServiceImpl::ListDistributionPoints(
 grpc::Status AdminServiceImpl::GetDistributionPoint(grpc::ServerContext*,
                                                     const v1::GetDistributionPointRequest* request,
                                                     v1::DistributionPointDetail* response) {
+  if (auto st = CheckDpArgument(request->dp()); !st.ok()) return Fail(st);
   auto dp = Resolve(store_, request->dp());
   auto job = runner_.FindJob(request->dp());
   if (!dp.ok() && !job.ok()) return Fail(dp.status());
@@ -149,6 +178,14 @@ grpc::Status AdminServiceImpl::StartReassignment(grpc::ServerContext* context,
                                                  v1::StartReassignmentResponse* response) {
   std::string who = "?";
   if (auto peer = PeerFromAuthContext(*context->auth_context()); peer.ok()) who = peer->Describe();
+  if (auto st = CheckDpArgument(request->dp()); !st.ok()) {
+    return Fail(absl::InvalidArgumentError(fmt::format("{}: {}", who, st.message())));
+  }
+  if (!IsValidSiteCode(request->to_site())) {
+    return Fail(absl::InvalidArgumentError(
+        fmt::format("{}: '{}' is not a site code (three letters or digits)", who,
+                    Excerpt(request->to_site()))));
+  }
   SPDLOG_INFO("{} asks to reassign '{}' to {}{}", who, request->dp(), request->to_site(),
               request->dry_run() ? " (dry run)" : "");
   auto result = runner_.Reassign(request->dp(), request->to_site(), request->dry_run());
@@ -184,7 +221,8 @@ grpc::Status AdminServiceImpl::WatchJob(grpc::ServerContext* context,
   auto job = store_.GetJob(job_id);
   if (!job.ok()) return Fail(job.status());
   if (!job->has_value()) {
-    return Fail(absl::NotFoundError(fmt::format("no job {}; 'dpctl job list' shows them", job_id)));
+    return Fail(absl::NotFoundError(
+        fmt::format("no job {}; 'dpctl job list' shows them", request->job_id())));
   }
   auto history = store_.ListMessages(job_id, static_cast<int64_t>(request->after_seq()));
   if (!history.ok()) return Fail(history.status());
@@ -254,6 +292,7 @@ grpc::Status AdminServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequ
 grpc::Status AdminServiceImpl::RetryConversion(grpc::ServerContext*,
                                                const v1::RetryConversionRequest* request,
                                                v1::Job* response) {
+  if (auto st = CheckDpArgument(request->dp()); !st.ok()) return Fail(st);
   auto job = runner_.RequestConversion(request->dp());
   if (!job.ok()) return Fail(job.status());
   reassign::JobToProto(*job, response);
@@ -263,6 +302,7 @@ grpc::Status AdminServiceImpl::RetryConversion(grpc::ServerContext*,
 grpc::Status AdminServiceImpl::VerifyDistributionPoint(
     grpc::ServerContext*, const v1::VerifyDistributionPointRequest* request,
     v1::VerifyReport* response) {
+  if (auto st = CheckDpArgument(request->dp()); !st.ok()) return Fail(st);
   auto dp = Resolve(store_, request->dp());
   if (!dp.ok()) return Fail(dp.status());
   auto agent = agents_.Connect(dp->agent_endpoint, dp->server);

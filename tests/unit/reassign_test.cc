@@ -225,6 +225,16 @@ TEST(Inventory, BadDocumentsNameTheElement) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("x.json")));
   EXPECT_THAT(controller::ParseInventory("[]", "x.json").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON object")));
+  // Found by tests/fault/hostile_client.py: 15 MiB of '[' made the parser
+  // build 15 million nested arrays (1.2 GB) before it failed. Refused at
+  // depth 33 now, whether or not the rest would parse.
+  EXPECT_THAT(controller::ParseInventory(std::string(15 << 20, '['), "x.json").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nested more than 32")));
+  EXPECT_THAT(
+      controller::ParseInventory(
+          "{\"format\": 1, \"x\": " + std::string(40, '[') + std::string(40, ']') + "}", "x.json")
+          .status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("x.json: nested more than 32")));
 }
 
 // --- .dpu names and the inbox ---------------------------------------------------

@@ -15,6 +15,21 @@ TEST(StatusConvertTest, RoundTripsEveryCode) {
   }
 }
 
+TEST(StatusConvertTest, LongMessagesAreCutAndSaySo) {
+  const std::string huge(1 << 20, 'A');
+  grpc::Status g = ToGrpcStatus(absl::NotFoundError("no distribution point '" + huge + "'"));
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_LT(g.error_message().size(), kMaxStatusMessageBytes + 64);
+  EXPECT_EQ(g.error_message().substr(0, 24), "no distribution point 'A");
+  EXPECT_NE(
+      g.error_message().find("... (" + std::to_string(huge.size() + 24 - kMaxStatusMessageBytes) +
+                             " more bytes)"),
+      std::string::npos)
+      << g.error_message().substr(4000);
+  // Short ones pass unchanged.
+  EXPECT_EQ(ToGrpcStatus(absl::NotFoundError("no job 7")).error_message(), "no job 7");
+}
+
 TEST(StatusConvertTest, ProtoErrorCarriesCause) {
   auto e = ToProtoError(absl::ResourceExhaustedError(
                             "package 'ABC00001': write 'FileLib/1A2B/x': No space left on device"),
