@@ -6,6 +6,7 @@
 #include "common/fs/durable_file.h"
 #include "common/grpc/grpc_log.h"
 #include "common/grpc/server_runner.h"
+#include "common/grpc/validated_tls_files.h"
 #include "common/log/logging.h"
 #include "common/status/status_macros.h"
 #include "controller/agent_client/grpc_agent_client.h"
@@ -27,9 +28,14 @@ absl::Status RunDaemon(const dpr::controller::ControllerConfig& config) {
                                     .default_component = "SMS_DISTRIBUTION_MANAGER",
                                     .level = level}));
   dpr::RouteGrpcLogsToSpdlog(level);
-  dpr::TlsFiles tls{config.daemon.cert, config.daemon.key, config.daemon.ca,
-                    static_cast<unsigned>(config.daemon.tls_reload_seconds)};
-  ASSIGN_OR_RETURN(dpr::CertInfo self, dpr::CheckTlsFiles(tls));
+  // gRPC is given checked copies under the data folder, so a broken
+  // rotation of the admin's files cannot break the daemon.
+  ASSIGN_OR_RETURN(auto tls_files, dpr::ValidatedTlsFiles::Start(
+                                       {config.daemon.cert, config.daemon.key, config.daemon.ca,
+                                        static_cast<unsigned>(config.daemon.tls_reload_seconds)},
+                                       config.daemon.data_dir + "/tls"));
+  const dpr::TlsFiles& tls = tls_files->active();
+  const dpr::CertInfo& self = tls_files->identity();
   if (self.role != dpr::Role::kController) {
     return absl::FailedPreconditionError(
         "the certificate given with --cert is not a controller certificate (make one with "

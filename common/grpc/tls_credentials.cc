@@ -9,21 +9,31 @@
 
 namespace dpr {
 
-absl::StatusOr<CertInfo> CheckTlsFiles(const TlsFiles& files) {
+absl::StatusOr<TlsPem> ReadTlsFiles(const TlsFiles& files) {
   if (files.cert.empty() || files.key.empty() || files.ca.empty()) {
     return absl::InvalidArgumentError(
         "TLS needs a certificate, a key and a CA file (--cert, --key, --ca)");
   }
-  ASSIGN_OR_RETURN(std::string cert, ReadFileToString(files.cert, 1 << 20));
-  ASSIGN_OR_RETURN(std::string key, ReadFileToString(files.key, 1 << 20));
-  ASSIGN_OR_RETURN(std::string ca, ReadFileToString(files.ca, 1 << 20));
-  auto info = ParseCertificatePem(cert);
+  TlsPem pem;
+  ASSIGN_OR_RETURN(pem.cert, ReadFileToString(files.cert, 1 << 20));
+  ASSIGN_OR_RETURN(pem.key, ReadFileToString(files.key, 1 << 20));
+  ASSIGN_OR_RETURN(pem.ca, ReadFileToString(files.ca, 1 << 20));
+  return pem;
+}
+
+absl::StatusOr<CertInfo> CheckTlsPem(const TlsPem& pem, const TlsFiles& files) {
+  auto info = ParseCertificatePem(pem.cert);
   if (!info.ok()) return Annotate(info.status(), fmt::format("certificate '{}'", files.cert));
-  RETURN_IF_ERROR(Annotate(CheckKeyMatchesCert(key, cert),
+  RETURN_IF_ERROR(Annotate(CheckKeyMatchesCert(pem.key, pem.cert),
                            fmt::format("key '{}' and certificate '{}'", files.key, files.cert)));
-  RETURN_IF_ERROR(Annotate(VerifyCertificate(cert, ca),
+  RETURN_IF_ERROR(Annotate(VerifyCertificate(pem.cert, pem.ca),
                            fmt::format("certificate '{}' with CA '{}'", files.cert, files.ca)));
   return info;
+}
+
+absl::StatusOr<CertInfo> CheckTlsFiles(const TlsFiles& files) {
+  ASSIGN_OR_RETURN(TlsPem pem, ReadTlsFiles(files));
+  return CheckTlsPem(pem, files);
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(

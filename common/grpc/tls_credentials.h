@@ -27,6 +27,14 @@ struct TlsFiles {
 // chains to the CA. Returns the certificate's details.
 absl::StatusOr<CertInfo> CheckTlsFiles(const TlsFiles& files);
 
+// The PEM bytes of the three files, as read together.
+struct TlsPem {
+  std::string cert, key, ca;
+};
+absl::StatusOr<TlsPem> ReadTlsFiles(const TlsFiles& files);
+// CheckTlsFiles on bytes already read; `files` names them in errors.
+absl::StatusOr<CertInfo> CheckTlsPem(const TlsPem& pem, const TlsFiles& files);
+
 // Server credentials that require and verify a client certificate from the CA.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsFiles& files);
