@@ -10,6 +10,7 @@
 #include "agent/contentlib/content_library.h"
 #include "agent/importer/importer.h"
 #include "agent/importer/preflight.h"
+#include "agent/importer/repair.h"
 #include "common/status/fmt_absl.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
@@ -32,6 +33,7 @@ struct ConvertArgs {
 
 struct VerifyArgs {
   std::string content_root;
+  std::string repair_from;  // a legacy root to take copies of damaged objects from
   bool no_rehash = false;
   std::string output = "table";
 };
@@ -209,6 +211,29 @@ int RunVerify(const VerifyArgs& a) {
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
   auto result = (*lib)->Verify(!a.no_rehash);
   if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
+  nlohmann::json repair_json;
+  if (!a.repair_from.empty() && !result->ok()) {
+    auto damaged = importer::DamagedObjects(result->problems);
+    auto repair = importer::RepairFromLegacy(**lib, damaged, a.repair_from);
+    if (!repair.ok()) return Fail(fmt::format("repair stopped: {}", repair.status().message()));
+    for (size_t i = 0; i < repair->repaired.size(); ++i) {
+      std::fprintf(stderr, "repaired: %s from '%s'\n", repair->repaired[i].c_str(),
+                   repair->sources[i].c_str());
+    }
+    for (const auto& h : repair->unrepaired) {
+      std::fprintf(stderr,
+                   "not repaired: %s (no file below '%s' has its bytes; send the packages "
+                   "using it to the DP again)\n",
+                   h.c_str(), a.repair_from.c_str());
+    }
+    repair_json = {{"damaged", repair->damaged},
+                   {"repaired", repair->repaired},
+                   {"unrepaired", repair->unrepaired},
+                   {"legacy_files_hashed", repair->files_hashed}};
+    // What is left after the repair is what this command reports.
+    result = (*lib)->Verify(!a.no_rehash);
+    if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
+  }
   if (a.output == "json") {
     nlohmann::json problems = nlohmann::json::array();
     for (const auto& p : result->problems) {
@@ -221,7 +246,8 @@ int RunVerify(const VerifyArgs& a) {
                                        {"contents", result->contents},
                                        {"objects", result->objects},
                                        {"bytes_hashed", result->bytes_hashed},
-                                       {"problems", problems}}
+                                       {"problems", problems},
+                                       {"repair", repair_json}}
                             .dump()
                             .c_str());
   } else {
@@ -269,6 +295,9 @@ void AddLocalCommands(CLI::App& app, int* exit_code) {
   verify->add_option("--content-root", v->content_root, "folder holding SCCMContentLib")
       ->required();
   verify->add_flag("--no-rehash", v->no_rehash, "check references only, not file bytes");
+  verify->add_option("--repair-from", v->repair_from,
+                     "replace damaged or missing objects with legacy files of the same bytes "
+                     "found below this folder (read only), then verify again");
   verify->add_option("-o,--output", v->output, "table or json")->capture_default_str();
   verify->callback([=] { *exit_code = RunVerify(*v); });
 }

@@ -9,8 +9,10 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "agent/contentlib/content_hash.h"
 #include "common/fs/durable_file.h"
+#include "common/hash/sha256.h"
 #include "common/ini/ini_file.h"
 #include "common/status/fmt_absl.h"
 #include "common/status/status_macros.h"
@@ -225,6 +227,51 @@ absl::StatusOr<bool> ContentLibrary::LinkObject(int src_fd, const Sha256Digest& 
   if (s.code() == absl::StatusCode::kAlreadyExists) return false;
   RETURN_IF_ERROR(s);
   return true;
+}
+
+absl::StatusOr<bool> ContentLibrary::ReplaceObject(int src_fd, const Sha256Digest& hash) {
+  ASSIGN_OR_RETURN(Staged staged, CreateStagingFile(hash));
+  auto drop = [&](absl::Status st) {
+    (void)fs_->UnlinkAt(lib_fd_, staged.name, 0);
+    return st;
+  };
+  Sha256 sha;
+  std::vector<uint8_t> buf(1 << 20);
+  uint64_t off = 0;
+  for (;;) {
+    auto n = fs_->PRead(src_fd, buf.data(), buf.size(), off);
+    if (!n.ok()) return drop(n.status());
+    if (*n == 0) break;
+    sha.Update(buf.data(), *n);
+    if (auto st = fs_->PWriteAll(staged.fd.get(), buf.data(), *n, off); !st.ok()) return drop(st);
+    off += *n;
+  }
+  if (sha.Finish() != hash) {
+    (void)drop(absl::OkStatus());
+    return false;
+  }
+  if (auto st = fs_->Fsync(staged.fd.get()); !st.ok()) return drop(st);
+  // Over the damaged object (or into its empty place): rename replaces it
+  // atomically, and the folder is synced so the repair survives power loss.
+  if (auto st = fs_->RenameAt(lib_fd_, staged.name, lib_fd_, FileLibObject(ToHex(hash)), 0);
+      !st.ok()) {
+    return drop(st);
+  }
+  RETURN_IF_ERROR(Sync());
+  return true;
+}
+
+absl::StatusOr<std::optional<uint64_t>> ContentLibrary::RecordedObjectSize(
+    const Sha256Digest& hash) {
+  const std::string rel = FileLibIni(ToHex(hash));
+  ASSIGN_OR_RETURN(auto text, ReadSmallFile(rel));
+  if (!text) return std::optional<uint64_t>();
+  auto ini = IniFile::Parse(*text, rel);
+  uint64_t size = 0;
+  if (!ini.ok() || !absl::SimpleAtoi(ini->Get("File", "Size").value_or(""), &size)) {
+    return std::optional<uint64_t>();
+  }
+  return std::optional<uint64_t>(size);
 }
 
 absl::StatusOr<std::string> ContentLibrary::StageFile(const std::string& rel,

@@ -105,6 +105,13 @@ class ContentLibrary {
   // Hard-links the open, durable file `src_fd` as the object `hash`; returns
   // whether it is new (false: an object was already there and is kept).
   absl::StatusOr<bool> LinkObject(int src_fd, const Sha256Digest& hash);
+  // Repairs the object `hash` (damaged or missing) from another copy of its
+  // bytes, such as a legacy file: the copy is staged and hashed as it is
+  // read, made durable, and renamed over the object only if it hashes to
+  // `hash`. Returns false, changing nothing, if it does not.
+  absl::StatusOr<bool> ReplaceObject(int src_fd, const Sha256Digest& hash);
+  // The size the object's reference list records, if it has a readable one.
+  absl::StatusOr<std::optional<uint64_t>> RecordedObjectSize(const Sha256Digest& hash);
   // --- small files (INIs), staged then published ---------------------------
   // Writes `data` to a temp file beside `rel` and returns its name. Publish
   // it with PublishFile after a Sync(), so the bytes are durable before the

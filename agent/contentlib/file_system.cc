@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "common/hash/sha256.h"
 #include "common/status/status_macros.h"
 #include "fmt/format.h"
 
@@ -189,6 +190,20 @@ void ScopedFd::Reset() {
     (void)fs_->Close(fd_);
     fd_ = -1;
   }
+}
+
+absl::StatusOr<Sha256Digest> HashFile(FileSystem* fs, int fd, std::vector<uint8_t>& buf,
+                                      uint64_t* bytes) {
+  Sha256 sha;
+  uint64_t off = 0;
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, fs->PRead(fd, buf.data(), buf.size(), off));
+    if (n == 0) break;
+    sha.Update(buf.data(), n);
+    off += n;
+  }
+  if (bytes != nullptr) *bytes = off;
+  return sha.Finish();
 }
 
 }  // namespace dpr

@@ -13,12 +13,14 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/hash/sha256.h"
 
 namespace dpr {
 
@@ -75,6 +77,11 @@ FileSystem* PosixFileSystem();
 // The path an open fd refers to (from /proc/self/fd), for error messages;
 // "fd N" if it cannot be read.
 std::string FdPath(int fd);
+
+// SHA-256 of everything `fd` holds from offset 0, read through `buf` (its
+// size is the block size); *bytes, if given, gets the length read.
+absl::StatusOr<Sha256Digest> HashFile(FileSystem* fs, int fd, std::vector<uint8_t>& buf,
+                                      uint64_t* bytes = nullptr);
 
 // Closes an fd of `fs` on scope exit.
 class ScopedFd {

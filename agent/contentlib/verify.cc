@@ -222,16 +222,10 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
           continue;
         }
         if (rehash) {
-          Sha256 sha;
           uint64_t off = 0;
-          for (;;) {
-            ASSIGN_OR_RETURN(size_t n, fs_->PRead(fd, buf.data(), buf.size(), off));
-            if (n == 0) break;
-            sha.Update(buf.data(), n);
-            off += n;
-          }
+          ASSIGN_OR_RETURN(auto digest, HashFile(fs_, fd, buf, &off));
           c.result.bytes_hashed += off;
-          const std::string actual = ToHex(sha.Finish());
+          const std::string actual = ToHex(digest);
           if (actual != name) {
             c.Problem(Kind::kHashMismatch, rel, fmt::format("bytes hash to {}", actual));
           }

@@ -2,7 +2,9 @@
 // corpus is converted, verify passes, every legacy file's bytes read back
 // from FileLib under the name DataLib gives it, and a flipped byte makes
 // verify fail naming the object.
+#include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -90,6 +92,75 @@ TEST(ConvertIntegrationTest, ConvertVerifyAndReadBack) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("hash-mismatch"));
   EXPECT_THAT(r.output, HasSubstr(ini["Hash"]));
+}
+
+// RELIABILITY row 9: damaged objects are found by verify and, where a
+// legacy copy of their bytes still exists (here the kept package share),
+// repaired from it; one with no copy left is named as not repaired.
+TEST(ConvertIntegrationTest, VerifyRepairsDamagedObjectsFromLegacyCopies) {
+  testing::TempDir dir;
+  const std::string legacy = dir / "SMSPKGD$";
+  auto corpus = testing::MakeCorpus(legacy, 8, 12, 100000, /*seed=*/11);
+  std::string list;
+  for (const auto& e : fs::directory_iterator(legacy)) {
+    const std::string id = e.path().filename().string();
+    list += id + " 1" + (id == "ABC00004" ? " keep\n" : "\n");
+  }
+  testing::WriteFile(dir / "packages.txt", list);
+  auto r = RunCommand({Agent(), "convert", "--legacy-root", legacy, "--content-root",
+                       dir / "content", "--packages", dir / "packages.txt"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string lib = dir / "content/SCCMContentLib";
+  auto object_of = [&](const std::string& path) {
+    auto ini = ParseIni(ReadFile(lib + "/DataLib/" + path.substr(0, path.find('/')) + ".1/" +
+                                 path.substr(path.find('/') + 1) + ".INI"));
+    return ini["Hash"];
+  };
+  // Three objects the kept share holds copies of, one it does not.
+  std::map<std::string, std::string> kept, other;  // hash -> bytes
+  for (const auto& [path, data] : corpus) {
+    if (data.size() < 2) continue;
+    (path.rfind("ABC00004/", 0) == 0 ? kept : other)[object_of(path)] = data;
+  }
+  for (const auto& [h, _] : kept) other.erase(h);
+  ASSERT_GE(kept.size(), 3u);
+  ASSERT_GE(other.size(), 1u);
+  auto it = kept.begin();
+  const std::string flipped = (it++)->first, truncated = (it++)->first, deleted = it->first;
+  const std::string lost = other.begin()->first;
+  auto obj = [&](const std::string& h) { return lib + "/FileLib/" + h.substr(0, 4) + "/" + h; };
+  std::string bytes = ReadFile(obj(flipped));
+  bytes[bytes.size() / 2] ^= 0x20;
+  testing::WriteFile(obj(flipped), bytes);
+  fs::resize_file(obj(truncated), 1);
+  fs::remove(obj(deleted));
+  bytes = ReadFile(obj(lost));
+  bytes[0] ^= 0x01;
+  testing::WriteFile(obj(lost), bytes);
+  std::map<std::string, std::string> legacy_before;
+  for (const auto& e : fs::recursive_directory_iterator(legacy)) {
+    if (e.is_regular_file()) legacy_before[e.path().string()] = ReadFile(e.path().string());
+  }
+
+  r = RunCommand({Agent(), "verify", "--content-root", dir / "content", "--repair-from", legacy,
+                  "-o", "json"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // the lost one stays damaged
+  auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.output;
+  EXPECT_EQ(j["repair"]["damaged"], 4);
+  std::vector<std::string> repaired = j["repair"]["repaired"];
+  std::sort(repaired.begin(), repaired.end());
+  std::vector<std::string> want = {flipped, truncated, deleted};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(repaired, want);
+  EXPECT_EQ(j["repair"]["unrepaired"], nlohmann::json::array({lost}));
+  for (const auto& p : j["problems"]) {
+    EXPECT_NE(p["path"].get<std::string>().find(lost), std::string::npos) << p.dump();
+  }
+  EXPECT_THAT(r.output, HasSubstr("not repaired: " + lost));
+  for (const auto& h : want) EXPECT_EQ(ReadFile(obj(h)), kept[h]) << h;
+  // The legacy copies were only read.
+  for (const auto& [path, data] : legacy_before) EXPECT_EQ(ReadFile(path), data) << path;
 }
 
 TEST(ConvertIntegrationTest, UsageErrorsExitTwoAndMissingLibraryExitsOne) {
