@@ -10,6 +10,7 @@ void AddAgentFlags(CLI::App& app, AgentFlags* out) {
                  "folder holding SCCMContentLib (the content library)");
   app.add_option("--legacy-root", out->flags.legacy_root,
                  "folder holding the legacy package shares (<root>/SMSPKGD$/<PkgID>/)");
+  AddEnvironmentNames(app, "DPR_AGENT_");
 }
 
 absl::StatusOr<AgentConfig> ResolveAgentConfig(const CLI::App& app, const AgentFlags& given) {

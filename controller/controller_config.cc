@@ -18,6 +18,7 @@ void AddControllerFlags(CLI::App& app, ControllerFlags* out) {
                  "tries of a broken conversion stream, with backoff (default 3)");
   app.add_option("--inbox-scan-seconds", out->flags.inbox_scan_seconds,
                  "how often distmgr.box is scanned besides inotify (default 5)");
+  AddEnvironmentNames(app, "DPR_CONTROLLER_");
 }
 
 absl::StatusOr<ControllerConfig> ResolveControllerConfig(const CLI::App& app,

@@ -1,5 +1,6 @@
 #include "common/config/daemon_config.h"
 
+#include <cctype>
 #include <filesystem>
 
 #include "common/status/status_macros.h"
@@ -16,6 +17,18 @@ void AddDaemonFlags(CLI::App& app, DaemonConfig* flags, std::string* config_path
   app.add_option("--log-level", flags->log_level, "trace, debug (verbose), info, warn, error");
   app.add_option("--tls-reload-seconds", flags->tls_reload_seconds,
                  "how often replaced certificate files are picked up");
+}
+
+void AddEnvironmentNames(CLI::App& app, const std::string& prefix) {
+  for (CLI::Option* opt : app.get_options()) {
+    const auto& names = opt->get_lnames();
+    if (names.empty() || names.front() == "help") continue;
+    std::string env = prefix;
+    for (char c : names.front()) {
+      env += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    opt->envname(env);
+  }
 }
 
 absl::Status ReadDaemonKeys(TomlConfig& file, DaemonConfig* config) {

@@ -1,5 +1,6 @@
 // Settings both daemons share, layered defaults < TOML file (--config) <
-// command-line flags. A daemon adds its own keys the same way.
+// environment (<PREFIX><FLAG>, e.g. DPR_AGENT_LISTEN) < command-line flags.
+// A daemon adds its own keys the same way. docs/CONFIG.md lists them all.
 #pragma once
 
 #include <cstdint>
@@ -25,10 +26,16 @@ struct DaemonConfig {
 // (kept apart from the resolved config so we can tell what was given).
 void AddDaemonFlags(CLI::App& app, DaemonConfig* flags, std::string* config_path);
 
+// Lets every long option of `app` (but --help) also come from the
+// environment: --max-jobs reads <prefix>MAX_JOBS when not given. Call after
+// all options are added; a flag on the command line wins over the variable.
+void AddEnvironmentNames(CLI::App& app, const std::string& prefix);
+
 // Reads the shared keys from `file` into `config`.
 absl::Status ReadDaemonKeys(TomlConfig& file, DaemonConfig* config);
 
-// Copies into `config` every shared flag given on the command line.
+// Copies into `config` every shared flag given on the command line or in
+// the environment.
 void ApplyGivenFlags(const CLI::App& app, const DaemonConfig& flags, DaemonConfig* config);
 
 // Relative paths in a config file are relative to the file's folder, so a
