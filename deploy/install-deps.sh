@@ -15,6 +15,8 @@ PKGS=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   # tests
   libgtest-dev libgmock-dev openssl python3 faketime
+  # fault suite: an independent gRPC client, and libfiu for I/O errors
+  python3-grpcio python3-protobuf fiu-utils
 )
 
 missing=()

@@ -4,7 +4,7 @@
 #
 # Usage: deploy/test.sh [--asan] [--label LABEL]
 #   --asan         build with AddressSanitizer + UBSan into build-asan/ and run there
-#   --label LABEL  run only tests with that CTest label (unit, integration, slow)
+#   --label LABEL  run only tests with that CTest label (unit, integration, fault, bench)
 # BUILD_DIR overrides the build folder.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -18,6 +18,7 @@
 #include "tests/support/site_fixture.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tree_fixture.h"
+#include "tests/support/watch_output.h"
 
 namespace dpr {
 namespace {
@@ -27,6 +28,7 @@ namespace v1 = ::dpreassign::v1;
 using ::dpr::testing::ChildProcess;
 using ::dpr::testing::RunCommand;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Bin(const std::string& name) { return testing::BinDir() + "/" + name; }
 
@@ -119,6 +121,19 @@ class EndToEndTest : public ::testing::Test {
     controller_ = std::make_unique<ChildProcess>(argv, root() + "/controller.out");
     addr_ = testing::WaitForFile(data + "/listen.addr");
     ASSERT_FALSE(addr_.empty());
+  }
+
+  // DP01's agent again, slowed to `package_delay_ms` a package, and the
+  // controller restarted with `controller_flags`.
+  void RestartSlowAgentAndController(int package_delay_ms,
+                                     const std::vector<std::string>& controller_flags) {
+    agent_proc1_.reset();
+    agent1_ =
+        StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", package_delay_ms);
+    controller_->Signal(SIGTERM);
+    controller_->Wait();
+    fs::remove(root() + "/controller/listen.addr");
+    StartController(controller_flags);
   }
 
   void Import(const std::string& dp01_endpoint, const std::string& dp02_endpoint) {
@@ -286,13 +301,9 @@ TEST_F(EndToEndTest, AControllerStoppedMidConversionStopsPromptlyAndResumes) {
 // SIGSTOP of the agent mid-stream: keepalive notices the stall, the
 // controller retries, and once the agent runs again the job completes.
 TEST_F(EndToEndTest, AStalledAgentIsNoticedByKeepaliveAndTheJobCarriesOn) {
-  agent_proc1_.reset();
-  agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 500);
-  controller_->Signal(SIGTERM);
-  controller_->Wait();
-  fs::remove(root() + "/controller/listen.addr");
-  StartController({"--agent-keepalive-seconds", "5", "--agent-keepalive-timeout-seconds", "2",
-                   "--convert-attempts", "10"});
+  RestartSlowAgentAndController(
+      500, {"--agent-keepalive-seconds", "5", "--agent-keepalive-timeout-seconds", "2",
+            "--convert-attempts", "10"});
   Import(agent1_, agent2_);
   ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
   ASSERT_GE(WaitForConverted(1), 1);
@@ -314,6 +325,126 @@ TEST_F(EndToEndTest, AStalledAgentIsNoticedByKeepaliveAndTheJobCarriesOn) {
   auto watch = Dpctl({"job", "watch", "1"});
   EXPECT_EQ(watch.exit_code, 0) << watch.output;
   EXPECT_THAT(watch.output, HasSubstr("job 1 Completed"));
+}
+
+// Dropped connections (RELIABILITY row 14): the controller reaches DP01's
+// agent, and the watching dpctl reaches the controller, through TCP
+// forwarders; both are killed mid-conversion, which drops every connection
+// at once, and started again on the same ports. The controller notices and
+// retries, the job completes, and the watcher re-attaches and prints every
+// durable event exactly once.
+TEST_F(EndToEndTest, DroppedConnectionsAreNoticedRetriedAndTheWatcherLosesNoEvent) {
+  RestartSlowAgentAndController(
+      400, {"--agent-keepalive-seconds", "5", "--agent-keepalive-timeout-seconds", "2",
+            "--convert-attempts", "10"});
+  const std::string proxy_py = testing::SourceDir() + "/tests/support/tcp_proxy.py";
+  auto start_proxy = [&](const std::string& name, const std::string& listen,
+                         const std::string& target, std::unique_ptr<ChildProcess>* proc) {
+    const std::string addr_file = root() + "/" + name + ".addr";
+    fs::remove(addr_file);
+    *proc = std::make_unique<ChildProcess>(
+        std::vector<std::string>{"/usr/bin/python3", proxy_py, listen, target, addr_file},
+        root() + "/" + name + ".out");
+    return testing::WaitForFile(addr_file);
+  };
+  std::unique_ptr<ChildProcess> agent_proxy, admin_proxy;
+  const std::string agent_via = start_proxy("agent-proxy", "127.0.0.1:0", agent1_, &agent_proxy);
+  const std::string admin_via = start_proxy("admin-proxy", "127.0.0.1:0", addr_, &admin_proxy);
+  ASSERT_FALSE(agent_via.empty());
+  ASSERT_FALSE(admin_via.empty());
+  Import(agent_via, agent2_);
+
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
+  ChildProcess watcher({Bin("dpctl"), "--controller", admin_via, "--cert", pki_ + "/ops1.crt",
+                        "--key", pki_ + "/ops1.key", "--ca", pki_ + "/ca.crt", "job", "watch", "1",
+                        "--from-start", "-o", "json"},
+                       root() + "/watch.out");
+  ASSERT_GE(WaitForConverted(1), 1);
+  const auto log_size = testing::ReadFile(root() + "/controller/logs/distmgr.log").size();
+  const auto t0 = std::chrono::steady_clock::now();
+  agent_proxy->Signal(SIGKILL);
+  admin_proxy->Signal(SIGKILL);
+  agent_proxy->Wait();
+  admin_proxy->Wait();
+  double detected = -1;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+    if (testing::ReadFile(root() + "/controller/logs/distmgr.log")
+            .find("conversion stream broke", log_size) != std::string::npos) {
+      detected = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(detected, 0) << "the dropped agent connection was not noticed in 20 s";
+  std::printf("dropped agent connection noticed after %.2f s\n", detected);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  ASSERT_EQ(start_proxy("agent-proxy", agent_via, agent1_, &agent_proxy), agent_via);
+  ASSERT_EQ(start_proxy("admin-proxy", admin_via, addr_, &admin_proxy), admin_via);
+
+  EXPECT_EQ(watcher.Wait(std::chrono::seconds(60)), 0);
+  const std::string watched = testing::ReadFile(root() + "/watch.out");
+  auto all = Dpctl({"job", "watch", "1", "--from-start", "-o", "json"});
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  EXPECT_THAT(all.output, HasSubstr("JOB_STATUS_COMPLETED"));
+  EXPECT_EQ(testing::DurableSeqs(watched), testing::DurableSeqs(all.output)) << watched;
+  EXPECT_THAT(watched, HasSubstr("\"finished\":{\"status\":\"JOB_STATUS_COMPLETED\""));
+  EXPECT_EQ(Dpctl({"dp", "verify", "DP01.CONTOSO.COM"}).exit_code, 0);
+}
+
+// Certificate rotation with streams open (RELIABILITY row 3): the
+// controller's pair is replaced (by rename, as an admin would) while it
+// streams a conversion from the agent and a dpctl watcher streams the job
+// from it. Both streams carry on, calls made during the swap all succeed,
+// and a new connection is served with the new certificate.
+TEST_F(EndToEndTest, RotatingTheControllerCertificateKeepsOpenStreams) {
+  RestartSlowAgentAndController(400, {"--tls-reload-seconds", "1"});
+  Import(agent1_, agent2_);
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
+  ChildProcess watcher(
+      {Bin("dpctl"), "--controller", addr_, "--cert", pki_ + "/ops1.crt", "--key",
+       pki_ + "/ops1.key", "--ca", pki_ + "/ca.crt", "job", "watch", "1", "-o", "json"},
+      root() + "/watch.out");
+  ASSERT_GE(WaitForConverted(1), 1);
+  auto serial = [&] {
+    return RunCommand({"/bin/sh", "-c",
+                       "openssl s_client -connect " + addr_ + " -cert " + pki_ + "/ops1.crt -key " +
+                           pki_ + "/ops1.key -CAfile " + pki_ +
+                           "/ca.crt </dev/null 2>/dev/null | openssl x509 -noout -serial"})
+        .output;
+  };
+  const std::string before = serial();
+  ASSERT_THAT(before, HasSubstr("serial="));
+  auto staged =
+      testing::StageNewPair(pki_, root() + "/staging", "controller", "site01.contoso.com");
+  fs::rename(staged.key, pki_ + "/site01.contoso.com.key");
+  fs::rename(staged.cert, pki_ + "/site01.contoso.com.crt");
+  // Calls for 3 s at least (the swap takes about a reload period), until
+  // the new serial is served.
+  int calls = 0, failed = 0;
+  std::string after;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+    ++calls;
+    if (Dpctl({"job", "show", "1", "-o", "json"}).exit_code != 0) ++failed;
+    after = serial();
+    if (after != before && after.find("serial=") != std::string::npos &&
+        std::chrono::steady_clock::now() - t0 > std::chrono::seconds(3)) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(after, before) << "the new certificate was not taken into use";
+  EXPECT_EQ(failed, 0) << "of " << calls << " calls during the rotation";
+  EXPECT_EQ(watcher.Wait(std::chrono::seconds(60)), 0);
+  const std::string watched = testing::ReadFile(root() + "/watch.out");
+  EXPECT_THAT(watched, HasSubstr("\"finished\":{\"status\":\"JOB_STATUS_COMPLETED\""));
+  EXPECT_THAT(watched, Not(HasSubstr("re-attaching"))) << "the watch stream was dropped";
+  EXPECT_EQ(testing::ReadFile(root() + "/controller/logs/distmgr.log").find("stream broke"),
+            std::string::npos)
+      << "the conversion stream was dropped";
+  std::printf("rotation with two streams open: %d calls during it, %d failed; %s -> %s\n", calls,
+              failed, before.substr(0, before.find('\n')).c_str(),
+              after.substr(0, after.find('\n')).c_str());
 }
 
 TEST_F(EndToEndTest, TheAgentObeysOnlyItsAssignedController) {

@@ -23,6 +23,7 @@
 #include "tests/support/db_dump.h"
 #include "tests/support/site_fixture.h"
 #include "tests/support/test_support.h"
+#include "tests/support/watch_output.h"
 
 namespace dpr {
 namespace {
@@ -411,21 +412,12 @@ TEST_F(ReassignIntegrationTest, AWatcherDetachesAndResumesLosingNoEvent) {
     ChildProcess second(argv, dir_.path() + "/watch2.out");
     EXPECT_EQ(second.Wait(std::chrono::seconds(30)), 0);
   }
-  auto seqs = [](const std::string& text) {
-    std::vector<uint64_t> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_object() && j.contains("message")) out.push_back(std::stoull(j.value("seq", "0")));
-    }
-    return out;
-  };
-  const auto s1 = seqs(testing::ReadFile(dir_.path() + "/watch1.out"));
+  const auto s1 = testing::DurableSeqs(testing::ReadFile(dir_.path() + "/watch1.out"));
   const std::string second_out = testing::ReadFile(dir_.path() + "/watch2.out");
-  const auto s2 = seqs(second_out);
+  const auto s2 = testing::DurableSeqs(second_out);
   auto all = Dpctl({"job", "watch", std::to_string(id), "--from-start", "-o", "json"});
   ASSERT_EQ(all.exit_code, 0) << all.output;
-  const auto every = seqs(all.output);
+  const auto every = testing::DurableSeqs(all.output);
   ASSERT_FALSE(s1.empty());
   ASSERT_FALSE(s2.empty());
   EXPECT_LT(s1.back(), s2.front());

@@ -32,6 +32,7 @@ TempDir::~TempDir() {
 }
 
 std::string BinDir() { return DPR_BIN_DIR; }
+std::string SourceDir() { return DPR_SOURCE_DIR; }
 
 namespace {
 
@@ -143,6 +144,19 @@ std::string WaitForFile(const std::string& path, std::chrono::milliseconds timeo
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return "";
+}
+
+StagedPair StageNewPair(const std::string& pki, const std::string& staging, const std::string& role,
+                        const std::string& name) {
+  std::filesystem::create_directories(staging);
+  for (const char* f : {"/ca.crt", "/ca.key"}) {
+    std::filesystem::copy_file(pki + f, staging + f,
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+  auto r = RunCommand({BinDir() + "/dpctl", "tls", "cert", "create", "--dir", staging, "--role",
+                       role, "--name", name, "--ip", "127.0.0.1"});
+  if (r.exit_code != 0) throw std::runtime_error("dpctl tls cert create failed: " + r.output);
+  return {staging + "/" + name + ".crt", staging + "/" + name + ".key"};
 }
 
 }  // namespace dpr::testing

@@ -28,6 +28,8 @@ class TempDir {
 
 // The folder holding dp-controller, dp-agent and dpctl of this build.
 std::string BinDir();
+// The source tree (for test scripts such as tests/support/tcp_proxy.py).
+std::string SourceDir();
 
 struct CommandResult {
   int exit_code = -1;  // -1 if killed by a signal
@@ -63,6 +65,15 @@ class ChildProcess {
 // the trailing newline, or "" on timeout.
 std::string WaitForFile(const std::string& path,
                         std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+// A new certificate and key for `name` (role agent, controller or admin;
+// reachable at 127.0.0.1) from the CA in `pki`, made in `staging` so a test
+// can rename them over the pair in use, as an admin rotating it would.
+struct StagedPair {
+  std::string cert, key;
+};
+StagedPair StageNewPair(const std::string& pki, const std::string& staging, const std::string& role,
+                        const std::string& name);
 
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& data);
