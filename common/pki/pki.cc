@@ -233,7 +233,12 @@ absl::StatusOr<KeyAndCert> CreateCa(const CaOptions& options) {
   return out;
 }
 
-absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const CertOptions& options) {
+namespace {
+
+// The certificate for `key` (its public half) with the role, names and
+// usages of `options`, signed by `ca`.
+absl::StatusOr<std::string> SignFor(const KeyAndCert& ca, const CertOptions& options,
+                                    EVP_PKEY* key) {
   if (options.name.empty()) return absl::InvalidArgumentError("certificate name is empty");
   if (options.valid_days <= 0) {
     return absl::InvalidArgumentError("certificate validity must be positive");
@@ -262,10 +267,8 @@ absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const CertOpti
       return absl::InvalidArgumentError(fmt::format("'{}' is not an IP address", ip));
     sans.push_back("IP:" + ip);
   }
-  ASSIGN_OR_RETURN(PkeyPtr key, NewP256Key());
-  ASSIGN_OR_RETURN(X509Ptr cert,
-                   NewCert(key.get(), options.not_before_offset_seconds, options.valid_days,
-                           std::string(RoleName(options.role)), options.name));
+  ASSIGN_OR_RETURN(X509Ptr cert, NewCert(key, options.not_before_offset_seconds, options.valid_days,
+                                         std::string(RoleName(options.role)), options.name));
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get())) != 1) {
     return SslError("set issuer");
   }
@@ -284,10 +287,46 @@ absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const CertOpti
     RETURN_IF_ERROR(AddExtension(cert.get(), issuer, NID_subject_alt_name, joined));
   }
   if (X509_sign(cert.get(), ca_key.get(), EVP_sha256()) == 0) return SslError("sign certificate");
+  return CertToPem(cert.get());
+}
+
+}  // namespace
+
+absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const CertOptions& options) {
+  ASSIGN_OR_RETURN(PkeyPtr key, NewP256Key());
   KeyAndCert out;
+  ASSIGN_OR_RETURN(out.cert_pem, SignFor(ca, options, key.get()));
   ASSIGN_OR_RETURN(out.key_pem, KeyToPem(key.get()));
-  ASSIGN_OR_RETURN(out.cert_pem, CertToPem(cert.get()));
   return out;
+}
+
+absl::StatusOr<std::string> SignCertificateRequest(const KeyAndCert& ca, const CertOptions& options,
+                                                   std::string_view csr_pem) {
+  BioPtr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  if (!bio) return SslError("BIO_new_mem_buf");
+  std::unique_ptr<X509_REQ, decltype(&X509_REQ_free)> req(
+      PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr), X509_REQ_free);
+  if (!req) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("not a PEM certificate request (CSR)");
+  }
+  PkeyPtr key(X509_REQ_get_pubkey(req.get()));
+  if (!key) return SslError("the request's public key");
+  // Proof that the requester holds the private key.
+  if (X509_REQ_verify(req.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("the request's signature does not verify");
+  }
+  const int bits = EVP_PKEY_get_bits(key.get());
+  const int type = EVP_PKEY_get_base_id(key.get());
+  if (!((type == EVP_PKEY_EC && bits >= 256) || (type == EVP_PKEY_RSA && bits >= 2048) ||
+        type == EVP_PKEY_ED25519)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "the request's key is too weak ({} bits; use EC P-256 or RSA of 2048 bits or more)", bits));
+  }
+  // Only the public key is taken from the request: role, names and usages
+  // are the CA holder's choice, never the requester's.
+  return SignFor(ca, options, key.get());
 }
 
 absl::StatusOr<CertInfo> ParseCertificatePem(std::string_view pem) {

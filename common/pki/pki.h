@@ -46,6 +46,13 @@ struct CertOptions {
 absl::StatusOr<KeyAndCert> CreateCa(const CaOptions& options);
 // Issues a certificate signed by `ca`. InvalidArgument for a bad name or IP.
 absl::StatusOr<KeyAndCert> IssueCertificate(const KeyAndCert& ca, const CertOptions& options);
+// A certificate for the key of a PEM certificate request (CSR) made where
+// the key lives (a DP), so the key never leaves it. The request must verify
+// with its own key (proof of possession) and the key be EC P-256 or better,
+// RSA 2048 or more, or Ed25519. Only the public key is used: role, names and
+// usages come from `options`, never from the request.
+absl::StatusOr<std::string> SignCertificateRequest(const KeyAndCert& ca, const CertOptions& options,
+                                                   std::string_view csr_pem);
 
 // What a verified certificate says about its holder.
 struct CertInfo {

@@ -2,6 +2,7 @@
 // of `nomad tls` and `consul tls`.
 #include <cstdio>
 
+#include "common/fs/durable_file.h"
 #include "common/pki/pki.h"
 #include "controller/cli/commands.h"
 #include "fmt/format.h"
@@ -18,6 +19,17 @@ struct CaArgs {
 
 struct CertArgs {
   std::string dir = ".";
+  std::string role;
+  std::string name;
+  std::vector<std::string> ips;
+  std::vector<std::string> dns;
+  int64_t days = 365;
+};
+
+struct SignArgs {
+  std::string dir = ".";
+  std::string csr;
+  std::string out;
   std::string role;
   std::string name;
   std::vector<std::string> ips;
@@ -66,6 +78,48 @@ int RunCertCreate(const GlobalOptions& global, const CertArgs& args) {
   return kExitOk;
 }
 
+// The key stays where the request was made (deploy/install-agent.sh and the
+// Ansible role make it on the DP); only the request and the certificate
+// travel.
+int RunCertSign(const GlobalOptions& global, const SignArgs& args) {
+  auto format = ParseOutput(global.output);
+  if (!format.ok()) return ReportError(format.status());
+  auto role = ParseRole(args.role);
+  if (!role.ok()) return ReportError(role.status());
+  KeyAndCert ca;
+  auto ca_cert = ReadFileToString(args.dir + "/ca.crt", 1 << 20);
+  if (!ca_cert.ok()) return ReportError(ca_cert.status());
+  auto ca_key = ReadFileToString(args.dir + "/ca.key", 1 << 20);
+  if (!ca_key.ok()) return ReportError(ca_key.status());
+  ca.cert_pem = *ca_cert;
+  ca.key_pem = *ca_key;
+  auto csr = ReadFileToString(args.csr, 1 << 20);
+  if (!csr.ok()) return ReportError(csr.status());
+  auto cert = SignCertificateRequest(ca,
+                                     {.role = *role,
+                                      .name = args.name,
+                                      .ip_addresses = args.ips,
+                                      .extra_dns = args.dns,
+                                      .valid_days = args.days},
+                                     *csr);
+  if (!cert.ok()) {
+    return ReportError(absl::Status(
+        cert.status().code(),
+        fmt::format("request '{}': {}", args.csr, std::string(cert.status().message()))));
+  }
+  const std::string out = args.out.empty() ? args.dir + "/" + args.name + ".crt" : args.out;
+  if (auto st = WriteFileDurably(out, *cert, {.mode = 0644}); !st.ok()) return ReportError(st);
+  if (*format == OutputFormat::kJson) {
+    std::printf(
+        "%s\n",
+        nlohmann::json{{"cert", out}, {"role", args.role}, {"name", args.name}}.dump().c_str());
+  } else {
+    std::printf("created %s (%s certificate for '%s', for the key of %s)\n", out.c_str(),
+                args.role.c_str(), args.name.c_str(), args.csr.c_str());
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddTlsCommands(CLI::App& app, GlobalOptions* global, int* exit_code) {
@@ -99,6 +153,24 @@ void AddTlsCommands(CLI::App& app, GlobalOptions* global, int* exit_code) {
   cert_create->add_option("--dns", cert_args->dns, "a further DNS name (repeatable)");
   cert_create->add_option("--days", cert_args->days, "validity in days")->capture_default_str();
   cert_create->callback([=] { *exit_code = RunCertCreate(*global, *cert_args); });
+
+  auto sign_args = std::make_shared<SignArgs>();
+  CLI::App* sign = cert->add_subcommand(
+      "sign",
+      "sign a certificate request made where the key lives (the key never comes here): writes "
+      "OUT (default DIR/NAME.crt)");
+  sign->add_option("--dir", sign_args->dir, "folder holding ca.crt and ca.key")
+      ->capture_default_str();
+  sign->add_option("--csr", sign_args->csr, "the PEM certificate request")->required();
+  sign->add_option("--out", sign_args->out, "where the certificate goes");
+  sign->add_option("--role", sign_args->role, "agent, controller or admin")
+      ->required()
+      ->check(CLI::IsMember({"agent", "controller", "admin"}));
+  sign->add_option("--name", sign_args->name, "as for 'cert create'")->required();
+  sign->add_option("--ip", sign_args->ips, "an IP address the holder is reached at (repeatable)");
+  sign->add_option("--dns", sign_args->dns, "a further DNS name (repeatable)");
+  sign->add_option("--days", sign_args->days, "validity in days")->capture_default_str();
+  sign->callback([=] { *exit_code = RunCertSign(*global, *sign_args); });
 }
 
 }  // namespace dpr::cli

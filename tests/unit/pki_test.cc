@@ -140,5 +140,49 @@ TEST(PkiFilesTest, KeyFilesAre0600AndNeverOverwritten) {
               StatusIs(absl::StatusCode::kAlreadyExists));
 }
 
+// The key never leaves the DP: a request made there (here with the openssl
+// CLI, as deploy/install-agent.sh does) gets a certificate whose role and
+// names are the signer's, for the request's key.
+TEST_F(PkiTest, ACertificateRequestIsSignedForItsKeyWithTheSignersNames) {
+  dpr::testing::TempDir dir;
+  auto run = [](const std::string& cmd) {
+    return dpr::testing::RunCommand({"/bin/sh", "-c", cmd + " 2>&1"});
+  };
+  ASSERT_EQ(run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                (dir / "dp.key") + " -out " + (dir / "dp.csr") +
+                " -subj '/CN=evil.example.com/OU=controller'")
+                .exit_code,
+            0);
+  const std::string csr = dpr::testing::ReadFile(dir / "dp.csr");
+  auto cert = SignCertificateRequest(
+      ca_, {.role = Role::kAgent, .name = "dp01.contoso.com", .ip_addresses = {"127.0.0.1"}}, csr);
+  ASSERT_OK(cert);
+  EXPECT_OK(CheckKeyMatchesCert(dpr::testing::ReadFile(dir / "dp.key"), *cert));
+  EXPECT_OK(VerifyCertificate(*cert, ca_.cert_pem));
+  auto info = ParseCertificatePem(*cert);
+  ASSERT_OK(info);
+  EXPECT_EQ(info->common_name, "dp01.contoso.com");  // not the request's CN
+  EXPECT_EQ(info->role, Role::kAgent);               // not the request's OU
+  EXPECT_THAT(info->ip_addresses, ElementsAre("127.0.0.1"));
+
+  // A request whose signature does not verify (one byte of it changed).
+  std::string tampered = csr;
+  const auto end = tampered.find("-----END");
+  ASSERT_NE(end, std::string::npos);
+  tampered[end - 10] = tampered[end - 10] == 'A' ? 'B' : 'A';
+  EXPECT_THAT(SignCertificateRequest(ca_, {.role = Role::kAgent, .name = "dp01"}, tampered),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // A weak key.
+  ASSERT_EQ(run("openssl req -new -newkey rsa:1024 -nodes -keyout " + (dir / "weak.key") +
+                " -out " + (dir / "weak.csr") + " -subj /CN=dp01")
+                .exit_code,
+            0);
+  EXPECT_THAT(SignCertificateRequest(ca_, {.role = Role::kAgent, .name = "dp01"},
+                                     dpr::testing::ReadFile(dir / "weak.csr")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too weak")));
+  EXPECT_THAT(SignCertificateRequest(ca_, {.role = Role::kAgent, .name = "dp01"}, "garbage"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CSR")));
+}
+
 }  // namespace
 }  // namespace dpr
