@@ -1,12 +1,17 @@
 // dp-agent: the DP-side daemon (the smsdpprov analogue). Parses flags and
-// config, sets up logging, and serves the agent API until SIGINT/SIGTERM.
+// config, sets up logging, and serves the agent API until SIGINT/SIGTERM
+// (SIGHUP: certificates and configuration read again).
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
 #include "agent/agent_config.h"
+#include "agent/agent_metrics.h"
 #include "agent/local_commands.h"
 #include "agent/service/agent_service.h"
 #include "common/fs/durable_file.h"
+#include "common/grpc/daemon_reload.h"
 #include "common/grpc/grpc_log.h"
 #include "common/grpc/server_runner.h"
 #include "common/grpc/validated_tls_files.h"
@@ -15,7 +20,22 @@
 
 namespace {
 
-absl::Status RunDaemon(const dpr::agent::AgentConfig& config) {
+using dpr::agent::AgentConfig;
+
+// SIGHUP: the daemon's command line, environment and --config file again.
+absl::StatusOr<AgentConfig> RereadConfig(int argc, char** argv) {
+  CLI::App app;
+  dpr::agent::AgentFlags flags;
+  dpr::agent::AddAgentFlags(app, &flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  return dpr::agent::ResolveAgentConfig(app, flags);
+}
+
+absl::Status RunDaemon(const AgentConfig& config, int argc, char** argv) {
   RETURN_IF_ERROR(dpr::MakeDirs(config.daemon.data_dir + "/logs", 0750));
   // The library is built below the content root; status reports its free
   // space from the start, so it must exist.
@@ -47,12 +67,52 @@ absl::Status RunDaemon(const dpr::agent::AgentConfig& config) {
                 a->dpid, a->controller_identity);
   }
   dpr::agent::AgentServiceImpl service(config, self.common_name, assignment);
-  return dpr::ServeUntilSignal({.listen = config.daemon.listen,
-                                .tls = tls,
-                                .allowed_roles = {dpr::Role::kController},
-                                .service_name = "agent API",
-                                .data_dir = config.daemon.data_dir},
-                               {&service});
+  dpr::CallCounts calls;
+  std::unique_ptr<dpr::MetricsServer> metrics;
+  if (!config.daemon.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(metrics, dpr::MetricsServer::Start(
+                                  config.daemon.metrics_listen,
+                                  [&] {
+                                    return dpr::agent::CollectAgentMetrics(
+                                        service.activity(), calls, config.content_root);
+                                  },
+                                  config.daemon.data_dir + "/metrics.addr"));
+    SPDLOG_INFO("metrics on http://{}/metrics", metrics->bound());
+  }
+  AgentConfig running = config;
+  return dpr::ServeUntilSignal(
+      {.listen = config.daemon.listen,
+       .tls = tls,
+       .allowed_roles = {dpr::Role::kController},
+       .service_name = "agent API",
+       .data_dir = config.daemon.data_dir,
+       .call_counts = &calls,
+       .on_reload =
+           [&] {
+             tls_files->Reload();
+             auto fresh = RereadConfig(argc, argv);
+             std::vector<std::string> changed;
+             if (fresh.ok() && fresh->content_root != running.content_root) {
+               changed.push_back("content_root");
+             }
+             if (fresh.ok() && fresh->legacy_root != running.legacy_root) {
+               changed.push_back("legacy_root");
+             }
+             dpr::ApplyReloadedConfig(
+                 &running.daemon,
+                 fresh.ok() ? absl::StatusOr<dpr::DaemonConfig>(fresh->daemon) : fresh.status(),
+                 changed);
+           },
+       .status = [&] { return dpr::agent::AgentStatusLine(service.activity(), assignment); },
+       .health =
+           [&] {
+             // The library's folder must still be there and reachable.
+             return access(config.content_root.c_str(), R_OK | W_OK | X_OK) == 0
+                        ? absl::OkStatus()
+                        : absl::UnavailableError("content root '" + config.content_root +
+                                                 "' is not accessible");
+           }},
+      {&service});
 }
 
 }  // namespace
@@ -80,7 +140,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dp-agent: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
-  if (auto st = RunDaemon(*config); !st.ok()) {
+  if (auto st = RunDaemon(*config, argc, argv); !st.ok()) {
     SPDLOG_ERROR("dp-agent: {}", st.ToString());
     std::fprintf(stderr, "dp-agent: %s\n", std::string(st.message()).c_str());
     return 1;

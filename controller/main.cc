@@ -1,9 +1,11 @@
 // dp-controller: the site-server daemon. Parses flags and config, sets up
-// logging and the data folder, and serves the admin API until SIGINT/SIGTERM.
+// logging and the data folder, and serves the admin API until SIGINT/SIGTERM
+// (SIGHUP: certificates and configuration read again).
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
 #include "common/fs/durable_file.h"
+#include "common/grpc/daemon_reload.h"
 #include "common/grpc/grpc_log.h"
 #include "common/grpc/server_runner.h"
 #include "common/grpc/validated_tls_files.h"
@@ -11,6 +13,7 @@
 #include "common/status/status_macros.h"
 #include "controller/agent_client/grpc_agent_client.h"
 #include "controller/controller_config.h"
+#include "controller/controller_metrics.h"
 #include "controller/distmgr/inbox.h"
 #include "controller/fault_point.h"
 #include "controller/reassign/job_runner.h"
@@ -19,7 +22,43 @@
 
 namespace {
 
-absl::Status RunDaemon(const dpr::controller::ControllerConfig& config) {
+using dpr::controller::ControllerConfig;
+
+// The command line, environment and --config file, read at start and again
+// on SIGHUP. --help or a bad command line: at start (exit_code set) printed
+// with *exit_code the code to exit with; on SIGHUP an error.
+absl::StatusOr<ControllerConfig> ReadConfig(int argc, char** argv, int* exit_code) {
+  CLI::App app{"dp-controller: runs distribution-point reassignments for a site"};
+  dpr::controller::ControllerFlags flags;
+  dpr::controller::AddControllerFlags(app, &flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (exit_code != nullptr) {
+      const int code = app.exit(e);
+      *exit_code = code == 0 ? 0 : 2;
+    }
+    return absl::InvalidArgumentError(e.what());
+  }
+  return dpr::controller::ResolveControllerConfig(app, flags);
+}
+
+std::vector<std::string> ChangedControllerKeys(const ControllerConfig& a,
+                                               const ControllerConfig& b) {
+  std::vector<std::string> out;
+  if (a.max_jobs != b.max_jobs) out.push_back("jobs.max_running");
+  if (a.inbox_scan_seconds != b.inbox_scan_seconds) out.push_back("distmgr.inbox_scan_seconds");
+  if (a.convert_attempts != b.convert_attempts) out.push_back("jobs.convert_attempts");
+  if (a.agent_keepalive_seconds != b.agent_keepalive_seconds) {
+    out.push_back("agents.keepalive_seconds");
+  }
+  if (a.agent_keepalive_timeout_seconds != b.agent_keepalive_timeout_seconds) {
+    out.push_back("agents.keepalive_timeout_seconds");
+  }
+  return out;
+}
+
+absl::Status RunDaemon(const ControllerConfig& config, int argc, char** argv) {
   const std::string& dir = config.daemon.data_dir;
   RETURN_IF_ERROR(dpr::MakeDirs(dir + "/logs", 0750));
   RETURN_IF_ERROR(dpr::MakeDirs(dir + "/inboxes/distmgr.box", 0750));
@@ -55,12 +94,14 @@ absl::Status RunDaemon(const dpr::controller::ControllerConfig& config) {
        .keepalive_seconds = static_cast<int>(config.agent_keepalive_seconds),
        .keepalive_timeout_seconds = static_cast<int>(config.agent_keepalive_timeout_seconds)});
   const std::string inbox_dir = dir + "/inboxes/distmgr.box";
+  dpr::reassign::RunnerStats stats;
   dpr::reassign::JobRunner runner(*store, *agents,
                                   {.max_jobs = static_cast<int>(config.max_jobs),
                                    .inbox_dir = inbox_dir,
                                    .controller_identity = self.common_name,
                                    .fault_hook = dpr::controller::FaultHookFromEnvironment(dir),
-                                   .convert_attempts = static_cast<int>(config.convert_attempts)});
+                                   .convert_attempts = static_cast<int>(config.convert_attempts),
+                                   .stats = &stats});
   RETURN_IF_ERROR(runner.Start());
   dpr::distmgr::Inbox inbox(
       {.dir = inbox_dir, .scan_interval = std::chrono::seconds(config.inbox_scan_seconds)},
@@ -68,12 +109,41 @@ absl::Status RunDaemon(const dpr::controller::ControllerConfig& config) {
   RETURN_IF_ERROR(inbox.Start());
 
   dpr::controller::AdminServiceImpl admin(config, self.common_name, *store, runner, *agents);
-  absl::Status served = dpr::ServeUntilSignal({.listen = config.daemon.listen,
-                                               .tls = tls,
-                                               .allowed_roles = {dpr::Role::kAdmin},
-                                               .service_name = "admin API",
-                                               .data_dir = dir},
-                                              {&admin});
+  dpr::CallCounts calls;
+  std::unique_ptr<dpr::MetricsServer> metrics;
+  if (!config.daemon.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(
+        metrics,
+        dpr::MetricsServer::Start(
+            config.daemon.metrics_listen,
+            [&] { return dpr::controller::CollectControllerMetrics(*store, runner, stats, calls); },
+            dir + "/metrics.addr"));
+    SPDLOG_INFO("metrics on http://{}/metrics", metrics->bound());
+  }
+  ControllerConfig running = config;
+  absl::Status served = dpr::ServeUntilSignal(
+      {.listen = config.daemon.listen,
+       .tls = tls,
+       .allowed_roles = {dpr::Role::kAdmin},
+       .service_name = "admin API",
+       .data_dir = dir,
+       .call_counts = &calls,
+       .on_reload =
+           [&] {
+             tls_files->Reload();
+             auto fresh = ReadConfig(argc, argv, nullptr);
+             dpr::ApplyReloadedConfig(
+                 &running.daemon,
+                 fresh.ok() ? absl::StatusOr<dpr::DaemonConfig>(fresh->daemon) : fresh.status(),
+                 fresh.ok() ? ChangedControllerKeys(running, *fresh) : std::vector<std::string>{});
+           },
+       .status = [&] { return dpr::controller::ControllerStatusLine(*store, runner); },
+       .health =
+           [&] {
+             auto jobs = store->ListJobs();
+             return jobs.ok() ? absl::OkStatus() : jobs.status();
+           }},
+      {&admin});
   inbox.Stop();
   runner.Stop();
   return served;
@@ -82,23 +152,14 @@ absl::Status RunDaemon(const dpr::controller::ControllerConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"dp-controller: runs distribution-point reassignments for a site"};
-  dpr::controller::ControllerFlags flags;
-  dpr::controller::AddControllerFlags(app, &flags);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
-  }
-  auto config = dpr::controller::ResolveControllerConfig(app, flags);
+  int exit_code = -1;
+  auto config = ReadConfig(argc, argv, &exit_code);
+  if (exit_code >= 0) return exit_code;
   if (!config.ok()) {
     std::fprintf(stderr, "dp-controller: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
-  if (auto st = RunDaemon(*config); !st.ok()) {
+  if (auto st = RunDaemon(*config, argc, argv); !st.ok()) {
     SPDLOG_ERROR("dp-controller: {}", st.ToString());
     std::fprintf(stderr, "dp-controller: %s\n", std::string(st.message()).c_str());
     return 1;

@@ -267,10 +267,21 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
     if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
   }
   converting_ = true;
+  activity_.job_id = request->job_id();
+  activity_.packages_total = specs->size();
+  activity_.packages_done = 0;
+  activity_.bytes_done = 0;
+  activity_.started_ms = AgentActivity::SteadyMs();
+  activity_.converting = true;
   struct Release {
     std::atomic<bool>& flag;
-    ~Release() { flag = false; }
-  } release{converting_};
+    AgentActivity& activity;
+    ~Release() {
+      activity.UpdateRate(AgentActivity::SteadyMs());
+      activity.converting = false;
+      flag = false;
+    }
+  } release{converting_, activity_};
 
   Log()->info("conversion of {} package(s) for job {} started", specs->size(), request->job_id());
   uint64_t seq = 0;
@@ -333,6 +344,15 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
           }
           case importer::ImportEvent::Kind::kPackageDone: {
             last_progress.erase(ev.package_id);
+            ++activity_.packages_done;
+            if (!ev.already_done) {
+              ++activity_.packages_converted;
+              activity_.bytes_converted += ev.bytes_total;
+              activity_.bytes_stored += ev.bytes_stored;
+              activity_.bytes_deduplicated += ev.bytes_deduplicated;
+              activity_.bytes_done += ev.bytes_total;
+              activity_.UpdateRate(AgentActivity::SteadyMs());
+            }
             auto* d = e.mutable_package_done();
             d->set_package_id(ev.package_id);
             d->set_content_id(ev.content_id);
@@ -347,6 +367,8 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
             break;
           }
           case importer::ImportEvent::Kind::kPackageFailed:
+            ++activity_.packages_done;
+            ++activity_.packages_failed;
             e.mutable_package_failed()->set_package_id(ev.package_id);
             SetError(ev.error, e.mutable_package_failed()->mutable_error());
             Log()->error("Failed to convert content of package {}: {}", ev.package_id,
@@ -363,6 +385,7 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
     Log()->error("conversion stopped: {}", summary.status().message());
     return ToGrpcStatus(summary.status());
   }
+  ++activity_.conversions;
   v1::ConvertEvent e;
   auto* done = e.mutable_done();
   done->set_packages_done(static_cast<uint32_t>(summary->packages_done));

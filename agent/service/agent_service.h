@@ -11,6 +11,7 @@
 #include "agent/agent_config.h"
 #include "agent/assignment.h"
 #include "agent/importer/importer.h"
+#include "agent/service/agent_activity.h"
 #include "dpreassign/v1/agent.grpc.pb.h"
 
 namespace dpr::agent {
@@ -40,6 +41,9 @@ class AgentServiceImpl final : public dpreassign::v1::AgentService::Service {
                                   const dpreassign::v1::ListLegacyPackagesRequest* request,
                                   dpreassign::v1::ListLegacyPackagesResponse* response) override;
 
+  // For STATUS= and the metrics.
+  const AgentActivity& activity() const { return activity_; }
+
  private:
   // PERMISSION_DENIED unless the caller is the assigned controller (or, with
   // `allow_unassigned`, the agent is not assigned yet).
@@ -57,6 +61,7 @@ class AgentServiceImpl final : public dpreassign::v1::AgentService::Service {
   AssignmentStore& assignment_;
   int64_t started_unix_ms_;
   std::atomic<bool> converting_{false};
+  AgentActivity activity_;
   std::timed_mutex convert_mu_;
   // Test-only: DPR_TEST_AGENT_PACKAGE_DELAY_MS slows each finished package,
   // so tests can kill the agent in the middle of a conversion.

@@ -17,6 +17,8 @@ void AddDaemonFlags(CLI::App& app, DaemonConfig* flags, std::string* config_path
   app.add_option("--log-level", flags->log_level, "trace, debug (verbose), info, warn, error");
   app.add_option("--tls-reload-seconds", flags->tls_reload_seconds,
                  "how often replaced certificate files are picked up");
+  app.add_option("--metrics-listen", flags->metrics_listen,
+                 "HOST:PORT for the Prometheus endpoint (plain HTTP; default: off)");
 }
 
 void AddEnvironmentNames(CLI::App& app, const std::string& prefix) {
@@ -39,6 +41,7 @@ absl::Status ReadDaemonKeys(TomlConfig& file, DaemonConfig* config) {
   RETURN_IF_ERROR(file.GetString("tls.ca", &config->ca));
   RETURN_IF_ERROR(file.GetInt("tls.reload_seconds", &config->tls_reload_seconds));
   RETURN_IF_ERROR(file.GetString("log_level", &config->log_level));
+  RETURN_IF_ERROR(file.GetString("metrics.listen", &config->metrics_listen));
   for (std::string* p : {&config->data_dir, &config->cert, &config->key, &config->ca}) {
     *p = ResolveRelativeTo(file.name(), *p);
   }
@@ -54,6 +57,23 @@ void ApplyGivenFlags(const CLI::App& app, const DaemonConfig& flags, DaemonConfi
   if (given("--ca")) config->ca = flags.ca;
   if (given("--log-level")) config->log_level = flags.log_level;
   if (given("--tls-reload-seconds")) config->tls_reload_seconds = flags.tls_reload_seconds;
+  if (given("--metrics-listen")) config->metrics_listen = flags.metrics_listen;
+}
+
+std::vector<std::string> ChangedDaemonKeys(const DaemonConfig& a, const DaemonConfig& b) {
+  std::vector<std::string> out;
+  auto check = [&](bool differs, const char* key) {
+    if (differs) out.push_back(key);
+  };
+  check(a.data_dir != b.data_dir, "data_dir");
+  check(a.listen != b.listen, "listen");
+  check(a.cert != b.cert, "tls.cert");
+  check(a.key != b.key, "tls.key");
+  check(a.ca != b.ca, "tls.ca");
+  check(a.tls_reload_seconds != b.tls_reload_seconds, "tls.reload_seconds");
+  check(a.log_level != b.log_level, "log_level");
+  check(a.metrics_listen != b.metrics_listen, "metrics.listen");
+  return out;
 }
 
 std::string Absolute(const std::string& path) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
@@ -20,7 +21,13 @@ struct DaemonConfig {
   std::string ca;
   std::string log_level = "info";
   int64_t tls_reload_seconds = 60;
+  std::string metrics_listen;  // "": no metrics endpoint
 };
+
+// The keys (config-file names) whose values differ between `a` and `b`, for
+// SIGHUP: a daemon applies what it can at run time and names the rest as
+// taking effect at the next restart.
+std::vector<std::string> ChangedDaemonKeys(const DaemonConfig& a, const DaemonConfig& b);
 
 // Registers --config and the shared flags on `app`; values land in `flags`
 // (kept apart from the resolved config so we can tell what was given).

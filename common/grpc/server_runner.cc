@@ -3,11 +3,13 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/fs/durable_file.h"
 #include "common/grpc/peer_identity.h"
 #include "common/log/logging.h"
+#include "common/service/sd_notify.h"
 #include "common/status/status_macros.h"
 #include "fmt/format.h"
 #include "grpcpp/server.h"
@@ -45,6 +47,11 @@ absl::Status ServeUntilSignal(const ServeOptions& options,
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   for (grpc::Service* s : services) builder.RegisterService(s);
+  if (options.call_counts != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(MakeCallCountingInterceptor(options.call_counts));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     return absl::UnavailableError(
@@ -60,19 +67,62 @@ absl::Status ServeUntilSignal(const ServeOptions& options,
                      options.service_name);
   if (on_ready) on_ready(bound);
 
+  const SystemdNotifier systemd = SystemdNotifier::FromEnvironment();
+  auto notify = [&](const std::string& state) {
+    if (auto st = systemd.Notify(state); !st.ok()) {
+      SPDLOG_LOGGER_WARN(log, "systemd: {}", std::string(st.message()));
+    }
+  };
+  std::string status = options.status ? options.status() : "serving";
+  notify("READY=1\nSTATUS=" + status);
+
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  int sig = 0;
-  // While waiting, hand freed memory back every few seconds. gRPC reads each
+  sigaddset(&set, SIGHUP);
+  // Wake at least every 2 s: to hand freed memory back (gRPC reads each
   // message, even one it then refuses as too large, into many small slices;
-  // glibc keeps the freed pages of every arena, so a flood of oversized
+  // glibc kept the freed pages of every arena, so a flood of oversized
   // messages grew the controller by 323 MiB (800 x 17 MiB,
   // tests/fault/hostile_client.py) while heaptrack saw at most 65 MiB live
-  // and nothing leaked.
-  const timespec trim_every{2, 0};
-  while ((sig = sigtimedwait(&set, nullptr, &trim_every)) < 0) malloc_trim(0);
+  // and nothing leaked), to refresh STATUS= and to ping the watchdog at a
+  // quarter of its interval.
+  auto tick = std::chrono::microseconds(2'000'000);
+  if (systemd.watchdog()) tick = std::min(tick, *systemd.watchdog() / 4);
+  const timespec wait{static_cast<time_t>(tick.count() / 1'000'000),
+                      static_cast<long>(tick.count() % 1'000'000) * 1000};
+  absl::Status last_health = absl::OkStatus();
+  int sig = 0;
+  for (;;) {
+    sig = sigtimedwait(&set, nullptr, &wait);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    if (sig == SIGHUP) {
+      SPDLOG_LOGGER_INFO(log, "received SIGHUP; reloading certificates and configuration");
+      notify("RELOADING=1");
+      if (options.on_reload) options.on_reload();
+      notify("READY=1");
+    }
+    malloc_trim(0);
+    if (options.status) {
+      std::string now = options.status();
+      if (now != status) {
+        status = std::move(now);
+        notify("STATUS=" + status);
+      }
+    }
+    if (systemd.watchdog()) {
+      absl::Status health = options.health ? options.health() : absl::OkStatus();
+      if (health.ok()) {
+        notify("WATCHDOG=1");
+      } else if (health.message() != last_health.message()) {
+        SPDLOG_LOGGER_ERROR(log, "health check failed, not pinging the systemd watchdog: {}",
+                            std::string(health.message()));
+      }
+      last_health = health;
+    }
+  }
+  notify("STOPPING=1");
   SPDLOG_LOGGER_INFO(log, "received {}; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();

@@ -1,7 +1,9 @@
 // Runs a gRPC server over mutual TLS until SIGINT or SIGTERM: binds (port 0
 // picks a free one), installs the role gate, records the bound address in
 // "<data_dir>/listen.addr" so scripts and tests can find an ephemeral port,
-// and shuts down gracefully with a deadline.
+// and shuts down gracefully with a deadline. Under systemd (Type=notify) it
+// says READY=1 once serving, keeps STATUS= current, pings the watchdog while
+// the daemon's health check passes, and SIGHUP runs the reload hook.
 #pragma once
 
 #include <functional>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/grpc/call_counts.h"
 #include "common/grpc/tls_credentials.h"
 #include "grpcpp/impl/codegen/service_type.h"
 
@@ -22,6 +25,13 @@ struct ServeOptions {
   std::string service_name;      // for refusal messages: "agent API"
   std::string data_dir;          // where listen.addr goes
   int max_message_bytes = 16 << 20;
+  CallCounts* call_counts = nullptr;  // finished calls by method and code, if set
+  // Run from the waiting thread. on_reload: on SIGHUP (certificates and
+  // config). status: what the daemon is doing, for systemd's STATUS= (sent
+  // when it changes). health: the watchdog is pinged only while it is OK.
+  std::function<void()> on_reload;
+  std::function<std::string()> status;
+  std::function<absl::Status()> health;
 };
 
 // Blocks SIGINT and SIGTERM in the calling thread (do it before starting any

@@ -205,6 +205,9 @@ void JobRunner::PublishSnapshot(int64_t job_id) {
 }
 
 void JobRunner::RunJob(int64_t job_id) {
+  // Step durations for the metrics: time this runner spent on the step,
+  // not time queued or waiting for distmgr to hand the .dpu back.
+  auto step_began = std::chrono::steady_clock::now();
   std::optional<bool> conversion_ok;
   std::optional<bool> check_ok;
   std::string error;
@@ -253,6 +256,12 @@ void JobRunner::RunJob(int64_t job_id) {
         if (!changes.ok()) {
           st = changes.status();
           break;
+        }
+        if (options_.stats != nullptr) {
+          const auto now = std::chrono::steady_clock::now();
+          options_.stats->StepDone(action.step,
+                                   std::chrono::duration<double>(now - step_began).count());
+          step_began = now;
         }
         std::string summary;
         for (const auto& c : *changes) {
@@ -404,6 +413,12 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
         }
         case v1::ConvertEvent::kPackageDone: {
           const auto& p = e.package_done();
+          if (options_.stats != nullptr && !p.already_done()) {
+            ++options_.stats->packages_converted;
+            options_.stats->bytes_converted += p.progress().bytes_total();
+            options_.stats->bytes_stored += p.bytes_stored();
+            options_.stats->bytes_deduplicated += p.bytes_deduplicated();
+          }
           v1::JobEvent live;
           *live.mutable_package_done() = p;
           PublishLive(job.job_id, live);
@@ -417,6 +432,7 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
         }
         case v1::ConvertEvent::kPackageFailed: {
           const auto& p = e.package_failed();
+          if (options_.stats != nullptr) ++options_.stats->packages_failed;
           v1::JobEvent live;
           *live.mutable_package_failed() = p;
           PublishLive(job.job_id, live);

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "controller/agent_client/agent_client.h"
 #include "controller/reassign/job_events.h"
+#include "controller/reassign/runner_stats.h"
 #include "controller/reassign/step_machine.h"
 #include "controller/sitedb/site_store.h"
 
@@ -32,6 +33,7 @@ struct RunnerOptions {
   sitedb::FaultHook fault_hook;      // test-only kill points
   int convert_attempts = 3;          // a broken stream is retried this often, with backoff
   int retry_backoff_ms = 1000;
+  RunnerStats* stats = nullptr;  // step durations and conversion totals, if set
 };
 
 struct PlannedStep {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "common/grpc/tls_credentials.h"
@@ -97,7 +98,7 @@ class EndToEndTest : public ::testing::Test {
             Bin("dp-agent"), "--data-dir", data, "--content-root", data + "/content",
             "--legacy-root", data + "/legacy", "--listen", listen, "--cert",
             pki_ + "/" + name + ".crt", "--key", pki_ + "/" + name + ".key", "--ca",
-            pki_ + "/ca.crt"},
+            pki_ + "/ca.crt", "--metrics-listen", "127.0.0.1:0"},
         data + ".out");
     return testing::WaitForFile(data + "/listen.addr");
   }
@@ -116,7 +117,9 @@ class EndToEndTest : public ::testing::Test {
                                      "--ca",
                                      pki_ + "/ca.crt",
                                      "--inbox-scan-seconds",
-                                     "1"};
+                                     "1",
+                                     "--metrics-listen",
+                                     "127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     controller_ = std::make_unique<ChildProcess>(argv, root() + "/controller.out");
     addr_ = testing::WaitForFile(data + "/listen.addr");
@@ -445,6 +448,84 @@ TEST_F(EndToEndTest, RotatingTheControllerCertificateKeepsOpenStreams) {
   std::printf("rotation with two streams open: %d calls during it, %d failed; %s -> %s\n", calls,
               failed, before.substr(0, before.find('\n')).c_str(),
               after.substr(0, after.find('\n')).c_str());
+}
+
+// GET /metrics of a daemon (its data folder holds metrics.addr).
+std::string Scrape(const std::string& data_dir) {
+  const std::string addr = testing::ReadFile(data_dir + "/metrics.addr");
+  auto r =
+      RunCommand({"/usr/bin/python3", "-c",
+                  "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+                  "'http://" +
+                      addr.substr(0, addr.find('\n')) + "/metrics', timeout=5).read().decode())"});
+  return r.exit_code == 0 ? r.output : "";
+}
+
+// The value of the sample `series` ("name" or "name{labels}"), or -1.
+double Metric(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+// Issue 7: both daemons' /metrics after a reassignment tell the same story
+// as the job: statuses, steps, packages, bytes, dedup, calls by code.
+TEST_F(EndToEndTest, BothDaemonsMetricsTellTheReassignment) {
+  Import(agent1_, agent2_);
+  auto run = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(Dpctl({"job", "show", "99"}).exit_code, 0);
+  auto job = nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output);
+  const double packages = job.value("packages_total", 0);
+  ASSERT_GT(packages, 0);
+
+  const std::string c = Scrape(root() + "/controller");
+  const std::string a = Scrape(root() + "/dp01");
+  ASSERT_FALSE(c.empty());
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(Metric(c, "dpr_controller_jobs{status=\"completed\"}"), 1) << c;
+  EXPECT_EQ(Metric(c, "dpr_controller_jobs{status=\"failed\"}"), 0);
+  for (int step = 1; step <= 9; ++step) {
+    EXPECT_EQ(Metric(c, "dpr_controller_step_duration_seconds_count{step=\"" +
+                            std::to_string(step) + "\"}"),
+              1)
+        << "step " << step;
+  }
+  EXPECT_GT(Metric(c, "dpr_controller_step_duration_seconds_sum{step=\"8\"}"), 0);
+  EXPECT_EQ(Metric(c, "dpr_controller_packages_converted_total"), packages);
+  EXPECT_EQ(Metric(a, "dpr_agent_packages_converted_total"), packages) << a;
+  EXPECT_EQ(Metric(a, "dpr_agent_conversions_total"), 1);
+  const double bytes = Metric(a, "dpr_agent_converted_bytes_total");
+  EXPECT_GT(bytes, 0);
+  EXPECT_EQ(Metric(c, "dpr_controller_converted_bytes_total"), bytes);
+  EXPECT_EQ(Metric(c, "dpr_controller_dedup_saved_bytes_total"),
+            Metric(a, "dpr_agent_dedup_saved_bytes_total"));
+  EXPECT_EQ(
+      Metric(a, "dpr_agent_stored_bytes_total") + Metric(a, "dpr_agent_dedup_saved_bytes_total"),
+      bytes);
+  EXPECT_GT(Metric(a, "dpr_agent_conversion_rate_bytes_per_second"), 0);
+  EXPECT_EQ(Metric(a, "dpr_agent_converting"), 0);
+  EXPECT_EQ(Metric(c,
+                   "dpr_grpc_server_handled_total{grpc_method=\"/dpreassign.v1.AdminService/"
+                   "GetJob\",grpc_code=\"NOT_FOUND\"}"),
+            1)
+      << c;
+  EXPECT_EQ(Metric(a,
+                   "dpr_grpc_server_handled_total{grpc_method=\"/dpreassign.v1.AgentService/"
+                   "ConvertContent\",grpc_code=\"OK\"}"),
+            1);
+  // Base units and no package IDs in any label.
+  EXPECT_THAT(c + a, Not(HasSubstr("package_id")));
+  EXPECT_THAT(c + a, Not(HasSubstr(testing::PackageIdOf(1))));
+  std::printf(
+      "controller: %.0f package(s), %.0f byte(s) converted, %.0f deduplicated; step 8 "
+      "took %.3f s\n",
+      Metric(c, "dpr_controller_packages_converted_total"),
+      Metric(c, "dpr_controller_converted_bytes_total"),
+      Metric(c, "dpr_controller_dedup_saved_bytes_total"),
+      Metric(c, "dpr_controller_step_duration_seconds_sum{step=\"8\"}"));
 }
 
 TEST_F(EndToEndTest, TheAgentObeysOnlyItsAssignedController) {
