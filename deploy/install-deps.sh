@@ -13,10 +13,15 @@ PKGS=(
   # the rest of the stack
   libssl-dev libspdlog-dev libfmt-dev libsqlite3-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
+  # the metrics endpoint (prometheus-cpp's exposer)
+  prometheus-cpp-dev
   # tests
   libgtest-dev libgmock-dev openssl python3 faketime
   # fault suite: an independent gRPC client, and libfiu for I/O errors
   python3-grpcio python3-protobuf fiu-utils
+  # deployment tests: the Ansible role and its linter, systemd-analyze and
+  # systemctl --root for the units (systemd itself need not run)
+  ansible-core ansible-lint systemd
 )
 
 missing=()
