@@ -128,6 +128,9 @@ class Importer {
   // batch is flushed); the first error stops the rest and is returned.
   absl::Status ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn);
   void RemoveLegacy(const PackageState& pkg, bool* removed);
+  // The batch whose commit the last sync made durable: its legacy files go
+  // and its packages are reported done.
+  void FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch);
   void FailPackage(const PackageState& pkg, absl::Status status);
   absl::Status Decide(const Sha256Digest& hash, bool* is_new);
   absl::Status SpaceError(const absl::Status& cause);
@@ -154,6 +157,11 @@ class Importer {
   std::map<Sha256Digest, PendingObject> pending_;
 
   std::vector<std::unique_ptr<PackageState>> batch_;
+  // Committed (PkgLib INIs renamed in) but not yet synced: the next flush's
+  // first sync, or the last one of Run, makes it durable; only then do its
+  // legacy files go. One sync per batch saved. Touched by one flush at a
+  // time, then by Run after the last flush.
+  std::vector<std::unique_ptr<PackageState>> unsynced_commit_;
   std::atomic<uint64_t> batch_bytes_{0};
   std::future<absl::Status> flushing_;
   std::mutex summary_mu_;  // summary_ counters touched by the flush thread too
@@ -557,7 +565,10 @@ absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
                              std::vector<std::pair<Sha256Digest, PendingObject>> objects) {
   if (batch_.empty() && objects.empty()) return absl::OkStatus();
   Timer flush_timer(&summary_.seconds_publish);
+  // Makes this batch's objects durable and the previous batch's commit too.
   RETURN_IF_ERROR(SpaceError(TimedSync()));
+  FinishCommitted(std::move(unsynced_commit_));
+  unsynced_commit_.clear();
 
   // Objects the batch's packages use, new in this run: into place. Only an
   // object this rename (or the worker's link) created has no reference list
@@ -660,22 +671,29 @@ absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
   }));
   RETURN_IF_ERROR(SpaceError(TimedSync()));
 
-  // The commit: PkgLib INIs.
+  // The commit: PkgLib INIs. Its sync is the next flush's first, or the
+  // last one of Run; the legacy files wait for it.
   for (size_t i = n_lists + n_contents; i < staged.size(); ++i) {
     RETURN_IF_ERROR(lib_.PublishFile(staged[i].first, staged[i].second));
   }
-  RETURN_IF_ERROR(SpaceError(TimedSync()));
+  unsynced_commit_ = std::move(batch_);
+  std::lock_guard<std::mutex> lock(summary_mu_);
+  ++summary_.batches;
+  return absl::OkStatus();
+}
 
+void Importer::FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch) {
+  if (batch.empty()) return;
   // Legacy files may go now.
-  std::vector<char> removed(batch_.size(), 0);
-  (void)ParallelFor(batch_.size(), [&](size_t i) -> absl::Status {
+  std::vector<char> removed(batch.size(), 0);
+  (void)ParallelFor(batch.size(), [&](size_t i) -> absl::Status {
     bool r = false;
-    if (!batch_[i]->spec.keep_package_share) RemoveLegacy(*batch_[i], &r);
+    if (!batch[i]->spec.keep_package_share) RemoveLegacy(*batch[i], &r);
     removed[i] = r;
     return absl::OkStatus();
   });
-  for (size_t i = 0; i < batch_.size(); ++i) {
-    const PackageState& pkg = *batch_[i];
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const PackageState& pkg = *batch[i];
     {
       std::lock_guard<std::mutex> lock(summary_mu_);
       ++summary_.packages_done;
@@ -689,9 +707,6 @@ absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
     e.legacy_removed = removed[i] != 0;
     Emit(e);
   }
-  std::lock_guard<std::mutex> lock(summary_mu_);
-  ++summary_.batches;
-  return absl::OkStatus();
 }
 
 absl::Status Importer::ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn) {
@@ -827,6 +842,12 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
   {
     absl::Status flushed = WaitForFlush();
     if (status.ok()) status = flushed;
+  }
+  if (status.ok() && !unsynced_commit_.empty()) {
+    // The last batch's commit.
+    status = SpaceError(TimedSync());
+    if (status.ok()) FinishCommitted(std::move(unsynced_commit_));
+    unsynced_commit_.clear();
   }
   if (status.ok()) {
     // Objects that only failed packages wanted: nothing refers to them.

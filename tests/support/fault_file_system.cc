@@ -267,9 +267,16 @@ void FaultFileSystem::PowerLoss(PowerLossModel model) {
     ::close(d.fd);
   }
   dirty_.clear();
-  if (model == PowerLossModel::kDropUnsynced) {
+  if (model != PowerLossModel::kKeepNames) {
+    const bool keep_removals = model == PowerLossModel::kKeepRemovals;
     for (auto it = changes_.rbegin(); it != changes_.rend(); ++it) {
       const Change& c = *it;
+      if (keep_removals && (c.kind == Change::kUnlink || c.kind == Change::kRmdir)) {
+        if (!c.saved.empty()) {
+          (c.kind == Change::kRmdir) ? ::rmdir(c.saved.c_str()) : ::unlink(c.saved.c_str());
+        }
+        continue;
+      }
       switch (c.kind) {
         case Change::kCreate:
         case Change::kLink:

@@ -10,7 +10,13 @@
 //                      reverse order, unsynced bytes are gone;
 //      kKeepNames      namespace changes stay (they reached the journal) but
 //                      unsynced bytes are gone (files cut to their synced
-//                      size) — ext4's delayed-allocation hazard.
+//                      size) — ext4's delayed-allocation hazard;
+//      kKeepRemovals   of the namespace changes since the last sync only
+//                      the removals (unlink, rmdir) reached the disk; the
+//                      creations and renames before them are undone — a
+//                      filesystem free to reorder metadata writes. It
+//                      catches a file deleted on the strength of a rename
+//                      that was not synced yet.
 // Sync points: SyncFs (everything), Fsync of a file (its bytes), Fsync of a
 // folder (namespace changes inside it).
 //
@@ -29,7 +35,7 @@ namespace dpr::testing {
 
 class FaultFileSystem final : public FileSystem {
  public:
-  enum class PowerLossModel { kDropUnsynced, kKeepNames };
+  enum class PowerLossModel { kDropUnsynced, kKeepNames, kKeepRemovals };
 
   // `scratch` is a folder on the same filesystem as the files under test,
   // where the fake keeps copies needed to undo changes.

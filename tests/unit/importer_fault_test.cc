@@ -174,6 +174,16 @@ TEST(ImporterCrashTest, CopyModeOverlappingFlushesKeepNames) {
 TEST(ImporterCrashTest, LinkModeOverlappingFlushesDropUnsynced) {
   CrashEverywhere(ImportMode::kLink, Model::kDropUnsynced, 1);
 }
+// Legacy files are removed only after a sync that made their package's
+// commit durable (the next batch's first sync, or the last one): with
+// removals that outrun unsynced renames, removing them any earlier loses
+// files here.
+TEST(ImporterCrashTest, LinkModeOverlappingFlushesKeepRemovals) {
+  CrashEverywhere(ImportMode::kLink, Model::kKeepRemovals, 1);
+}
+TEST(ImporterCrashTest, CopyModeOverlappingFlushesKeepRemovals) {
+  CrashEverywhere(ImportMode::kCopy, Model::kKeepRemovals, 1);
+}
 
 TEST(ImporterFaultTest, DiskFullStopsCleanlyAndResumesLater) {
   Site site;
