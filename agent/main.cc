@@ -45,19 +45,9 @@ absl::Status RunDaemon(const AgentConfig& config, int argc, char** argv) {
                                     .default_component = "SMS_DP_PROVIDER",
                                     .level = level}));
   dpr::RouteGrpcLogsToSpdlog(level);
-  // gRPC is given checked copies under the data folder, so a broken
-  // rotation of the admin's files cannot break the daemon.
-  ASSIGN_OR_RETURN(auto tls_files, dpr::ValidatedTlsFiles::Start(
-                                       {config.daemon.cert, config.daemon.key, config.daemon.ca,
-                                        static_cast<unsigned>(config.daemon.tls_reload_seconds)},
-                                       config.daemon.data_dir + "/tls"));
+  ASSIGN_OR_RETURN(auto tls_files, dpr::StartDaemonTls(config.daemon, dpr::Role::kAgent));
   const dpr::TlsFiles& tls = tls_files->active();
   const dpr::CertInfo& self = tls_files->identity();
-  if (self.role != dpr::Role::kAgent) {
-    return absl::FailedPreconditionError(
-        "the certificate given with --cert is not an agent certificate (make one with "
-        "'dpctl tls cert create --role agent --name <DP server>')");
-  }
   SPDLOG_INFO("dp-agent {} starting for DP '{}', content root '{}'", DPR_VERSION, self.common_name,
               config.content_root);
   dpr::agent::AssignmentStore assignment(config.daemon.data_dir);

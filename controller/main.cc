@@ -67,19 +67,9 @@ absl::Status RunDaemon(const ControllerConfig& config, int argc, char** argv) {
                                     .default_component = "SMS_DISTRIBUTION_MANAGER",
                                     .level = level}));
   dpr::RouteGrpcLogsToSpdlog(level);
-  // gRPC is given checked copies under the data folder, so a broken
-  // rotation of the admin's files cannot break the daemon.
-  ASSIGN_OR_RETURN(auto tls_files, dpr::ValidatedTlsFiles::Start(
-                                       {config.daemon.cert, config.daemon.key, config.daemon.ca,
-                                        static_cast<unsigned>(config.daemon.tls_reload_seconds)},
-                                       config.daemon.data_dir + "/tls"));
+  ASSIGN_OR_RETURN(auto tls_files, dpr::StartDaemonTls(config.daemon, dpr::Role::kController));
   const dpr::TlsFiles& tls = tls_files->active();
   const dpr::CertInfo& self = tls_files->identity();
-  if (self.role != dpr::Role::kController) {
-    return absl::FailedPreconditionError(
-        "the certificate given with --cert is not a controller certificate (make one with "
-        "'dpctl tls cert create --role controller --name <site server>')");
-  }
   SPDLOG_INFO("dp-controller {} starting as '{}', data folder '{}'", DPR_VERSION, self.common_name,
               dir);
   // Threads started below inherit this mask, so SIGTERM reaches the server.

@@ -158,4 +158,23 @@ void ValidatedTlsFiles::CheckOnce() {
               info->common_name, info->serial_hex, info->not_after_unix);
 }
 
+absl::StatusOr<std::unique_ptr<ValidatedTlsFiles>> StartDaemonTls(const DaemonConfig& config,
+                                                                  Role role) {
+  // gRPC is given checked copies under the data folder, so a broken
+  // rotation of the admin's files cannot break the daemon.
+  ASSIGN_OR_RETURN(auto files,
+                   ValidatedTlsFiles::Start({config.cert, config.key, config.ca,
+                                             static_cast<unsigned>(config.tls_reload_seconds)},
+                                            config.data_dir + "/tls"));
+  if (files->identity().role != role) {
+    const std::string_view name = RoleName(role);
+    return absl::FailedPreconditionError(fmt::format(
+        "the certificate given with --cert is not {} {} certificate (make one with 'dpctl tls "
+        "cert create --role {} --name <{}>')",
+        role == Role::kAgent ? "an" : "a", name, name,
+        role == Role::kAgent ? "DP server" : "site server"));
+  }
+  return files;
+}
+
 }  // namespace dpr

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/config/daemon_config.h"
 #include "common/grpc/tls_credentials.h"
 
 namespace dpr {
@@ -76,5 +77,11 @@ class ValidatedTlsFiles {
   bool stopping_ = false;
   std::thread thread_;
 };
+
+// A daemon's start-up: checked copies of `config`'s TLS files in
+// "<data_dir>/tls", refused (FailedPrecondition, with the dpctl line that
+// makes the right one) unless the certificate is of `role`.
+absl::StatusOr<std::unique_ptr<ValidatedTlsFiles>> StartDaemonTls(const DaemonConfig& config,
+                                                                  Role role);
 
 }  // namespace dpr
