@@ -30,15 +30,24 @@ absl::StatusOr<PeerIdentity> PeerFromAuthContext(const grpc::AuthContext& contex
   return peer;
 }
 
-RoleGate::RoleGate(std::set<Role> allowed, std::string service_name)
-    : allowed_(std::move(allowed)), service_name_(std::move(service_name)) {}
+RoleGate::RoleGate(std::set<Role> allowed, std::string service_name, CallCounts* counts)
+    : allowed_(std::move(allowed)), service_name_(std::move(service_name)), counts_(counts) {}
 
-grpc::Status RoleGate::Process(const InputMetadata& /*auth_metadata*/, grpc::AuthContext* context,
+grpc::Status RoleGate::Process(const InputMetadata& auth_metadata, grpc::AuthContext* context,
                                OutputMetadata* /*consumed*/, OutputMetadata* /*response*/) {
+  auto count = [&](grpc::StatusCode code) {
+    if (counts_ == nullptr) return;
+    auto path = auth_metadata.find(":path");
+    counts_->Add(path == auth_metadata.end()
+                     ? std::string("(refused before the call)")
+                     : std::string(path->second.data(), path->second.size()),
+                 static_cast<int>(code));
+  };
   auto peer = PeerFromAuthContext(*context);
   if (!peer.ok()) {
     SPDLOG_LOGGER_WARN(ComponentLogger("auth"), "refused a call to the {}: {}", service_name_,
                        std::string(peer.status().message()));
+    count(grpc::StatusCode::UNAUTHENTICATED);
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(peer.status().message()));
   }
   if (!peer->role || !allowed_.count(*peer->role)) {
@@ -47,6 +56,7 @@ grpc::Status RoleGate::Process(const InputMetadata& /*auth_metadata*/, grpc::Aut
     std::string why = fmt::format("{} may not call the {}: it accepts only {} certificates",
                                   peer->Describe(), service_name_, allowed);
     SPDLOG_LOGGER_WARN(ComponentLogger("auth"), "refused: {}", why);
+    count(grpc::StatusCode::PERMISSION_DENIED);
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
   }
   return grpc::Status::OK;

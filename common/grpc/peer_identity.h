@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/grpc/call_counts.h"
 #include "common/pki/pki.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/security/auth_metadata_processor.h"
@@ -30,7 +31,9 @@ absl::StatusOr<PeerIdentity> PeerFromAuthContext(const grpc::AuthContext& contex
 // ServerCredentials::SetAuthMetadataProcessor.
 class RoleGate final : public grpc::AuthMetadataProcessor {
  public:
-  RoleGate(std::set<Role> allowed, std::string service_name);
+  // Refusals are also counted into `counts` when set: they end the call
+  // before any handler or interceptor sees it.
+  RoleGate(std::set<Role> allowed, std::string service_name, CallCounts* counts = nullptr);
   bool IsBlocking() const override { return false; }
   grpc::Status Process(const InputMetadata& auth_metadata, grpc::AuthContext* context,
                        OutputMetadata* consumed, OutputMetadata* response) override;
@@ -38,6 +41,7 @@ class RoleGate final : public grpc::AuthMetadataProcessor {
  private:
   std::set<Role> allowed_;
   std::string service_name_;
+  CallCounts* counts_;
 };
 
 }  // namespace dpr

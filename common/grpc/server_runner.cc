@@ -33,7 +33,7 @@ absl::Status ServeUntilSignal(const ServeOptions& options,
   auto log = spdlog::default_logger();
   ASSIGN_OR_RETURN(auto creds, MakeServerCredentials(options.tls));
   creds->SetAuthMetadataProcessor(
-      std::make_shared<RoleGate>(options.allowed_roles, options.service_name));
+      std::make_shared<RoleGate>(options.allowed_roles, options.service_name, options.call_counts));
 
   grpc::ServerBuilder builder;
   int port = 0;

@@ -477,6 +477,12 @@ TEST_F(EndToEndTest, BothDaemonsMetricsTellTheReassignment) {
   auto run = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(Dpctl({"job", "show", "99"}).exit_code, 0);
+  // Refused by the role gate, before any handler: counted all the same.
+  EXPECT_NE(
+      RunCommand({Bin("dpctl"), "--controller", addr_, "--cert", pki_ + "/DP01.CONTOSO.COM.crt",
+                  "--key", pki_ + "/DP01.CONTOSO.COM.key", "--ca", pki_ + "/ca.crt", "status"})
+          .exit_code,
+      0);
   auto job = nlohmann::json::parse(Dpctl({"job", "show", "1", "-o", "json"}).output);
   const double packages = job.value("packages_total", 0);
   ASSERT_GT(packages, 0);
