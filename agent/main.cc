@@ -36,6 +36,10 @@ absl::StatusOr<AgentConfig> RereadConfig(int argc, char** argv) {
 }
 
 absl::Status RunDaemon(const AgentConfig& config, int argc, char** argv) {
+  // Before any thread starts (the TLS watcher, the metrics server, gRPC's):
+  // they inherit the mask, so SIGTERM and SIGHUP reach only the serving
+  // loop. A thread started earlier could take a SIGHUP and die of it.
+  dpr::BlockTerminationSignals();
   RETURN_IF_ERROR(dpr::MakeDirs(config.daemon.data_dir + "/logs", 0750));
   // The library is built below the content root; status reports its free
   // space from the start, so it must exist.

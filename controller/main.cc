@@ -59,6 +59,10 @@ std::vector<std::string> ChangedControllerKeys(const ControllerConfig& a,
 }
 
 absl::Status RunDaemon(const ControllerConfig& config, int argc, char** argv) {
+  // Before any thread starts (the TLS watcher, the metrics server, gRPC's):
+  // they inherit the mask, so SIGTERM and SIGHUP reach only the serving
+  // loop. A thread started earlier could take a SIGHUP and die of it.
+  dpr::BlockTerminationSignals();
   const std::string& dir = config.daemon.data_dir;
   RETURN_IF_ERROR(dpr::MakeDirs(dir + "/logs", 0750));
   RETURN_IF_ERROR(dpr::MakeDirs(dir + "/inboxes/distmgr.box", 0750));
@@ -72,9 +76,6 @@ absl::Status RunDaemon(const ControllerConfig& config, int argc, char** argv) {
   const dpr::CertInfo& self = tls_files->identity();
   SPDLOG_INFO("dp-controller {} starting as '{}', data folder '{}'", DPR_VERSION, self.common_name,
               dir);
-  // Threads started below inherit this mask, so SIGTERM reaches the server.
-  dpr::BlockTerminationSignals();
-
   ASSIGN_OR_RETURN(auto store, dpr::sitedb::OpenSqliteSiteStore(
                                    {.path = dir + "/site.db",
                                     .trace_sql = level <= spdlog::level::debug,

@@ -69,6 +69,28 @@ class FakeSystemd:
         return None
 
 
+def threads_taking_signals(pid):
+    """Threads other than the main one that do not block SIGHUP, SIGINT or
+    SIGTERM: any of them could take such a signal and die of it (the main
+    thread unblocks them only inside sigtimedwait)."""
+    wanted = (1 << 0) | (1 << 1) | (1 << 14)  # SIGHUP, SIGINT, SIGTERM
+    bad, total = [], 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        if int(tid) == pid:
+            continue
+        total += 1
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                blk = next(int(l.split()[1], 16) for l in f if l.startswith("SigBlk:"))
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+        except (OSError, StopIteration):
+            continue  # the thread ended meanwhile
+        if blk & wanted != wanted:
+            bad.append(name)
+    return bad, total
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -147,6 +169,9 @@ def main():
             check(status is not None and "not assigned" in status, "STATUS=%s" % status)
             check(os.path.exists(os.path.join(data_dir, "listen.addr")),
                   "serving before READY (listen.addr written)")
+            bad, total = threads_taking_signals(proc.pid)
+            check(total > 0 and not bad,
+                  "agent: all %d other threads block SIGHUP/SIGINT/SIGTERM %s" % (total, bad))
             t1 = time.time()
             check(notify.wait_for("WATCHDOG=1", 3) is not None,
                   "watchdog pinged (%.2f s)" % (time.time() - t1))
@@ -202,6 +227,9 @@ def main():
             env=env, stdout=log, stderr=log)
         try:
             check(notify_c.wait_for("READY=1", 20) is not None, "controller: READY=1")
+            bad, total = threads_taking_signals(ctl.pid)
+            check(total > 0 and not bad,
+                  "controller: all %d other threads block SIGHUP/SIGINT/SIGTERM %s" % (total, bad))
             status = notify_c.wait_for("STATUS=", 5)
             check(status == "STATUS=0 job(s) running, 0 waiting", "controller: %s" % status)
             check(notify_c.wait_for("WATCHDOG=1", 3) is not None, "controller: watchdog pinged")
