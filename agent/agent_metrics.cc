@@ -6,18 +6,14 @@
 
 namespace dpr::agent {
 
-using prometheus::MetricType;
-
 MetricFamilies CollectAgentMetrics(const AgentActivity& activity, const CallCounts& calls,
                                    const std::string& content_root) {
   MetricFamilies out;
   AddCommonMetrics(out, calls);
   auto counter = [&](const char* name, const char* help, uint64_t v) {
-    Sample(Family(out, name, help, MetricType::Counter), static_cast<double>(v));
+    Counter(out, name, help, static_cast<double>(v));
   };
-  auto gauge = [&](const char* name, const char* help, double v) {
-    Sample(Family(out, name, help, MetricType::Gauge), v);
-  };
+  auto gauge = [&](const char* name, const char* help, double v) { Gauge(out, name, help, v); };
   counter("dpr_agent_conversions_total", "Conversion requests that ran to their end since start.",
           activity.conversions);
   counter("dpr_agent_packages_converted_total",

@@ -40,18 +40,16 @@ MetricFamilies CollectControllerMetrics(sitedb::SiteStore& store, const reassign
                                         {JobStatus::kFailed, 0},
                                         {JobStatus::kStopped, 0}};
   auto jobs = store.ListJobs();
-  auto& up = Family(out, "dpr_controller_site_database_up",
-                    "1 when the site database answered this scrape.", MetricType::Gauge);
-  Sample(up, jobs.ok() ? 1 : 0);
+  Gauge(out, "dpr_controller_site_database_up", "1 when the site database answered this scrape.",
+        jobs.ok() ? 1 : 0);
   if (jobs.ok()) {
     for (const auto& j : *jobs) ++by_status[j.status];
     auto& f = Family(out, "dpr_controller_jobs",
                      "Reassignment jobs in the site database by status.", MetricType::Gauge);
     for (const auto& [status, n] : by_status) Sample(f, n, {{"status", StatusLabel(status)}});
   }
-  Sample(Family(out, "dpr_controller_jobs_waiting_for_slot",
-                "Jobs waiting for a slot under max_jobs in this process.", MetricType::Gauge),
-         runner.queued());
+  Gauge(out, "dpr_controller_jobs_waiting_for_slot",
+        "Jobs waiting for a slot under max_jobs in this process.", runner.queued());
   auto& steps = Family(out, "dpr_controller_step_duration_seconds",
                        "Time the job runner spent on each of the nine steps since start (step 8 "
                        "from the .dpu handed back to the conversion's end).",
@@ -61,7 +59,7 @@ MetricFamilies CollectControllerMetrics(sitedb::SiteStore& store, const reassign
     SummarySample(steps, totals[i].count, totals[i].seconds, {{"step", std::to_string(i + 1)}});
   }
   auto counter = [&](const char* name, const char* help, uint64_t v) {
-    Sample(Family(out, name, help, MetricType::Counter), static_cast<double>(v));
+    Counter(out, name, help, static_cast<double>(v));
   };
   counter("dpr_controller_packages_converted_total",
           "Packages the agents reported converted since start.", stats.packages_converted);

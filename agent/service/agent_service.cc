@@ -157,7 +157,7 @@ void AgentServiceImpl::FillStatus(v1::AgentStatus* response) const {
     response->set_total_bytes(static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize);
   }
   response->set_started_unix_ms(started_unix_ms_);
-  response->set_converting(converting_.load());
+  response->set_converting(activity_.converting.load());
   if (auto a = assignment_.Get()) {
     response->set_assigned(true);
     response->set_site_code(a->site_code);
@@ -266,7 +266,6 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
   while (!running.try_lock_for(std::chrono::milliseconds(500))) {
     if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
   }
-  converting_ = true;
   activity_.job_id = request->job_id();
   activity_.packages_total = specs->size();
   activity_.packages_done = 0;
@@ -274,14 +273,12 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
   activity_.started_ms = AgentActivity::SteadyMs();
   activity_.converting = true;
   struct Release {
-    std::atomic<bool>& flag;
     AgentActivity& activity;
     ~Release() {
       activity.UpdateRate(AgentActivity::SteadyMs());
       activity.converting = false;
-      flag = false;
     }
-  } release{converting_, activity_};
+  } release{activity_};
 
   Log()->info("conversion of {} package(s) for job {} started", specs->size(), request->job_id());
   uint64_t seq = 0;

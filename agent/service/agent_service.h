@@ -60,7 +60,6 @@ class AgentServiceImpl final : public dpreassign::v1::AgentService::Service {
   std::string server_name_;
   AssignmentStore& assignment_;
   int64_t started_unix_ms_;
-  std::atomic<bool> converting_{false};
   AgentActivity activity_;
   std::timed_mutex convert_mu_;
   // Test-only: DPR_TEST_AGENT_PACKAGE_DELAY_MS slows each finished package,

@@ -73,7 +73,9 @@ absl::Status ServeUntilSignal(const ServeOptions& options,
       SPDLOG_LOGGER_WARN(log, "systemd: {}", std::string(st.message()));
     }
   };
-  std::string status = options.status ? options.status() : "serving";
+  // The status line costs a site-database read; only systemd reads it.
+  const bool want_status = options.status && systemd.enabled();
+  std::string status = want_status ? options.status() : "serving";
   notify("READY=1\nSTATUS=" + status);
 
   sigset_t set;
@@ -104,7 +106,7 @@ absl::Status ServeUntilSignal(const ServeOptions& options,
       notify("READY=1");
     }
     malloc_trim(0);
-    if (options.status) {
+    if (want_status) {
       std::string now = options.status();
       if (now != status) {
         status = std::move(now);

@@ -51,6 +51,14 @@ void Sample(prometheus::MetricFamily& family, double value,
   family.metric.push_back(std::move(m));
 }
 
+void Counter(MetricFamilies& out, std::string name, std::string help, double value) {
+  Sample(Family(out, std::move(name), std::move(help), prometheus::MetricType::Counter), value);
+}
+
+void Gauge(MetricFamilies& out, std::string name, std::string help, double value) {
+  Sample(Family(out, std::move(name), std::move(help), prometheus::MetricType::Gauge), value);
+}
+
 void SummarySample(prometheus::MetricFamily& family, uint64_t count, double sum,
                    std::vector<prometheus::ClientMetric::Label> labels) {
   prometheus::ClientMetric m;

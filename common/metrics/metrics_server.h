@@ -31,6 +31,9 @@ prometheus::MetricFamily& Family(MetricFamilies& out, std::string name, std::str
                                  prometheus::MetricType type);
 void Sample(prometheus::MetricFamily& family, double value,
             std::vector<prometheus::ClientMetric::Label> labels = {});
+// A family of one unlabelled sample.
+void Counter(MetricFamilies& out, std::string name, std::string help, double value);
+void Gauge(MetricFamilies& out, std::string name, std::string help, double value);
 // A summary without quantiles: _count and _sum.
 void SummarySample(prometheus::MetricFamily& family, uint64_t count, double sum,
                    std::vector<prometheus::ClientMetric::Label> labels = {});
