@@ -85,6 +85,15 @@ class Posix final : public FileSystem {
     }
     return absl::OkStatus();
   }
+  absl::Status SetDirectIo(int fd, bool on) override {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0) return ErrnoError(errno, fmt::format("fcntl '{}'", FdPath(fd)));
+    const int want = on ? (flags | O_DIRECT) : (flags & ~O_DIRECT);
+    if (want != flags && ::fcntl(fd, F_SETFL, want) != 0) {
+      return ErrnoError(errno, fmt::format("set O_DIRECT on '{}'", FdPath(fd)));
+    }
+    return absl::OkStatus();
+  }
   absl::Status SyncFs(int fd) override {
     if (::syncfs(fd) != 0) return ErrnoError(errno, fmt::format("syncfs '{}'", FdPath(fd)));
     return absl::OkStatus();

@@ -24,6 +24,10 @@
 
 namespace dpr {
 
+// Alignment this code uses for O_DIRECT buffers, offsets and lengths: a
+// multiple of every logical block size in use (512 and 4096).
+inline constexpr size_t kDirectIoAlign = 4096;
+
 struct DirEntry {
   std::string name;
   unsigned char type;  // DT_REG, DT_DIR, DT_LNK, ... (DT_UNKNOWN: ask FstatAt)
@@ -47,6 +51,12 @@ class FileSystem {
   // Starts writing `fd`'s dirty pages to disk without waiting, so I/O
   // overlaps other work. Promises nothing about durability.
   virtual absl::Status StartWriteback(int fd) = 0;
+  // Turns O_DIRECT on or off for later writes through `fd`: bulk bytes then
+  // go from the caller's buffer to the disk without a page-cache copy or a
+  // writeback pass. Buffer, offset and length must then be multiples of
+  // kDirectIoAlign. Not durable by itself (the disk's cache still needs the
+  // sync). Fails (InvalidArgument) where the filesystem has no direct I/O.
+  virtual absl::Status SetDirectIo(int fd, bool on) = 0;
   // Flushes the whole filesystem holding `fd` (one call instead of an fsync
   // per small file).
   virtual absl::Status SyncFs(int fd) = 0;

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "common/status/status_macros.h"
 #include "fmt/format.h"
@@ -108,7 +110,24 @@ absl::StatusOr<int> FaultFileSystem::OpenAt(int dirfd, const std::string& path, 
   return fd;
 }
 
-absl::Status FaultFileSystem::Close(int fd) { return real_->Close(fd); }
+absl::Status FaultFileSystem::Close(int fd) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    direct_fds_.erase(fd);
+  }
+  return real_->Close(fd);
+}
+
+absl::Status FaultFileSystem::SetDirectIo(int fd, bool on) {
+  RETURN_IF_ERROR(real_->SetDirectIo(fd, on));
+  std::lock_guard<std::mutex> l(mu_);
+  if (on) {
+    direct_fds_.insert(fd);
+  } else {
+    direct_fds_.erase(fd);
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<int> FaultFileSystem::OpenIfExists(int dirfd, const std::string& path, int flags) {
   {
@@ -132,6 +151,12 @@ absl::StatusOr<size_t> FaultFileSystem::PRead(int fd, void* buf, size_t n, uint6
 }
 
 absl::Status FaultFileSystem::PWriteAll(int fd, const void* buf, size_t n, uint64_t offset) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (refuse_direct_writes_ && direct_fds_.count(fd)) {
+      return Injected(EINVAL, fmt::format("direct write '{}'", FdPath(fd)));
+    }
+  }
   RETURN_IF_ERROR(Mutate());
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -173,10 +198,13 @@ absl::Status FaultFileSystem::Fsync(int fd) {
 
 absl::Status FaultFileSystem::SyncFs(int fd) {
   RETURN_IF_ERROR(Mutate());
+  int delay_ms = 0;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (fail_sync_errno_ != 0) return Injected(fail_sync_errno_, "syncfs");
+    delay_ms = sync_delay_ms_;
   }
+  if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
   RETURN_IF_ERROR(real_->SyncFs(fd));
   SyncedAll();
   return absl::OkStatus();

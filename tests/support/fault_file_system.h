@@ -26,6 +26,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,18 @@ class FaultFileSystem final : public FileSystem {
     std::lock_guard<std::mutex> l(mu_);
     fail_sync_errno_ = err;
   }
+  // O_DIRECT can be turned on, but writes through it fail with EINVAL, as on
+  // filesystems that check alignment only at write time.
+  void RefuseDirectWrites() {
+    std::lock_guard<std::mutex> l(mu_);
+    refuse_direct_writes_ = true;
+  }
+  // Every syncfs takes this much longer: widens the windows in which a
+  // flush and the next batch's workers overlap.
+  void SlowSyncs(int milliseconds) {
+    std::lock_guard<std::mutex> l(mu_);
+    sync_delay_ms_ = milliseconds;
+  }
   // Crash at the k-th mutating call from now (1 = the next one); 0: never.
   void CrashAfter(int64_t k) {
     std::lock_guard<std::mutex> l(mu_);
@@ -80,6 +93,8 @@ class FaultFileSystem final : public FileSystem {
   absl::Status PWriteAll(int fd, const void* buf, size_t n, uint64_t offset) override;
   absl::Status Fsync(int fd) override;
   absl::Status StartWriteback(int fd) override { return absl::OkStatus(); }
+  // Forwarded: direct or not, written bytes count as unsynced until a sync.
+  absl::Status SetDirectIo(int fd, bool on) override;
   absl::Status SyncFs(int fd) override;
   absl::Status Fstat(int fd, struct stat* st) override;
   absl::Status FstatAt(int dirfd, const std::string& path, struct stat* st, int flags) override;
@@ -123,6 +138,9 @@ class FaultFileSystem final : public FileSystem {
   int fail_rename_errno_ = EIO;
   int64_t write_budget_ = -1;
   int fail_sync_errno_ = 0;
+  int sync_delay_ms_ = 0;
+  bool refuse_direct_writes_ = false;
+  std::set<int> direct_fds_;
   int64_t mutations_ = 0;
   int64_t crash_at_ = 0;
   bool crashed_ = false;

@@ -235,5 +235,56 @@ TEST(ImporterFaultTest, FailedSyncPublishesNothing) {
   site.CheckFinished("after syncs work again");
 }
 
+// A flush publishing a copied object overlaps the next batch's workers. A
+// worker that links the same bytes meanwhile must take them as stored by
+// that flush: before, both claimed the object, the later flush wrote its
+// reference list afresh, and the first content vanished from it (so removing
+// the second content would have deleted bytes the first still uses). Found
+// reading the code; slow syncs make the overlap certain here.
+TEST(ImporterFaultTest, ALinkDuringTheFlushOfTheSameObjectKeepsBothUsers) {
+  dpr::testing::TempDir dir;
+  const std::string legacy = dir / "legacy", content = dir / "content";
+  fs::create_directories(dir / "scratch");
+  const std::string bytes(70000, 's');
+  // The kept package share is copied, the other package linked.
+  dpr::testing::MakeTree(legacy, {{"ABC00001/kept.bin", bytes}, {"ABC00002/same.bin", bytes}});
+  FaultFileSystem fault(dir / "scratch");
+  fault.SlowSyncs(100);
+  {
+    auto lib = ContentLibrary::Open(&fault, content);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    const std::vector<PackageSpec> specs = {{"ABC00001", 1, legacy + "/ABC00001", true},
+                                            {"ABC00002", 1, legacy + "/ABC00002", false}};
+    auto summary = ImportPackages(
+        **lib, specs, {.mode = ImportMode::kLink, .jobs = 2, .batch_packages = 1}, nullptr);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->packages_done, 2u);
+    EXPECT_EQ(summary->bytes_stored, bytes.size());
+    EXPECT_EQ(summary->bytes_deduplicated, bytes.size());
+  }
+  auto lib = ContentLibrary::OpenExisting(PosixFileSystem(), content);
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  auto rec = (*lib)->Lookup({"ABC00002", 1});
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  const std::string list =
+      ReadFile((*lib)->path() + "/" + contentlib::FileLibIni(ToHex(rec->files.at(0).hash)));
+  EXPECT_THAT(list, HasSubstr("ABC00001.1"));
+  EXPECT_THAT(list, HasSubstr("ABC00002.1"));
+  auto v = (*lib)->Verify();
+  ASSERT_TRUE(v.ok()) << v.status();
+  for (const auto& p : v->problems) ADD_FAILURE() << p.path << ": " << p.detail;
+}
+
+// Large copies are written with O_DIRECT; a filesystem that refuses such a
+// write only when it happens gets the same bytes through the page cache.
+TEST(ImporterFaultTest, RefusedDirectWritesFallBackToBufferedOnes) {
+  Site site;
+  FaultFileSystem fault(site.dir_ / "scratch");
+  fault.RefuseDirectWrites();
+  auto summary = site.Import(&fault, ImportMode::kCopy);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  site.CheckFinished("with direct writes refused");
+}
+
 }  // namespace
 }  // namespace dpr::importer
