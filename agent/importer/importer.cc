@@ -569,14 +569,15 @@ absl::Status Importer::Finalize(std::unique_ptr<PackageState> pkg) {
 
 // Publishes a batch so that no final name ever points at bytes that are not
 // yet durable, and legacy files go only once their package is committed:
-//   sync   staged objects and DataLib trees
-//   rename objects into FileLib; stage every INI as a temp file
+//   stage every INI as a temp file (objects and DataLib trees are staged
+//   by the workers)
+//   sync   (also makes the previous batch's commit durable)
+//   remove the previous batch's legacy files
+//   rename objects, reference lists, DataLib trees and DataLib INIs into place
 //   sync
-//   rename reference lists, DataLib trees and DataLib INIs into place
-//   sync
-//   rename PkgLib INIs (the commit)
-//   sync
-//   remove legacy files
+//   rename PkgLib INIs (the commit); its sync is the next batch's first
+// Two syncs a batch: an object's list can be written before the object is
+// in place because nothing else can create it meanwhile (publishing_).
 absl::Status Importer::StartFlush() {
   RETURN_IF_ERROR(WaitForFlush());
   if (batch_.empty()) return absl::OkStatus();
@@ -622,53 +623,12 @@ absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
                              std::vector<std::pair<Sha256Digest, PendingObject>> objects) {
   if (batch_.empty() && objects.empty()) return absl::OkStatus();
   Timer flush_timer(&summary_.seconds_publish);
-  // Makes this batch's objects durable and the previous batch's commit too.
-  RETURN_IF_ERROR(SpaceError(TimedSync()));
-  FinishCommitted(std::move(unsynced_commit_));
-  unsynced_commit_.clear();
-
-  // Objects the batch's packages use, new in this run: into place. Only an
-  // object this rename (or the worker's link) created has no reference list
-  // yet; a copy staged while an earlier flush was still publishing the same
-  // object finds it there, is dropped, and its list is extended instead.
-  std::vector<char> created(objects.size(), 0);
-  RETURN_IF_ERROR(ParallelFor(objects.size(), [&](size_t i) -> absl::Status {
-    const auto& [hash, obj] = objects[i];
-    if (obj.staged.empty()) {
-      created[i] = 1;  // hard-linked by the worker, which made sure it was new
-      return absl::OkStatus();
-    }
-    ASSIGN_OR_RETURN(bool is_new, lib_.PublishStaged(obj.staged, hash));
-    created[i] = is_new;
-    return absl::OkStatus();
-  }));
-  {
-    std::lock_guard<std::mutex> lock(pending_mu_);
-    for (const auto& [hash, _] : objects) publishing_.erase(hash);
-  }
+  // A worker decided each of these objects was in neither FileLib nor this
+  // run's pending objects, and since then only this flush may create it: a
+  // worker meeting it now takes it as stored (publishing_). So each is new
+  // to FileLib, and its reference list is written afresh.
   std::set<Sha256Digest> new_objects;
-  std::set<Sha256Digest> dropped;
-  for (size_t i = 0; i < objects.size(); ++i) {
-    if (created[i]) {
-      new_objects.insert(objects[i].first);
-    } else if (!objects[i].second.staged.empty()) {
-      dropped.insert(objects[i].first);
-    }
-  }
-  // A dropped copy stored nothing new: its bytes count as deduplicated, so
-  // bytes_stored stays what FileLib actually grew by.
-  if (!dropped.empty()) {
-    for (auto& pkg : batch_) {
-      for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
-        FileResult& r = pkg->results[i];
-        if (!r.is_new || dropped.count(r.hash) == 0) continue;
-        const uint64_t size = pkg->tree.files[i].size;
-        r.is_new = false;
-        pkg->bytes_stored -= std::min(pkg->bytes_stored, size);
-        pkg->bytes_dedup += size;
-      }
-    }
-  }
+  for (const auto& [hash, _] : objects) new_objects.insert(hash);
 
   // One reference-list rewrite per object for the whole batch.
   struct Users {
@@ -718,10 +678,29 @@ absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
     staged[i] = {std::move(tmp), std::move(rel)};
     return absl::OkStatus();
   })));
-  RETURN_IF_ERROR(SpaceError(TimedSync()));
 
-  // Reference lists, DataLib trees and INIs into place.
-  RETURN_IF_ERROR(ParallelFor(n_lists + n_contents, [&](size_t i) -> absl::Status {
+  // Makes everything staged durable, and the previous batch's commit too.
+  RETURN_IF_ERROR(SpaceError(TimedSync()));
+  FinishCommitted(std::move(unsynced_commit_));
+  unsynced_commit_.clear();
+
+  // Objects, reference lists, DataLib trees and INIs into place.
+  const size_t n_objects = objects.size();
+  RETURN_IF_ERROR(ParallelFor(n_objects + n_lists + n_contents, [&](size_t i) -> absl::Status {
+    if (i < n_objects) {
+      const auto& [hash, obj] = objects[i];
+      if (obj.staged.empty()) return absl::OkStatus();  // hard-linked in place by the worker
+      ASSIGN_OR_RETURN(bool is_new, lib_.PublishStaged(obj.staged, hash));
+      if (!is_new) {
+        // Its list was written as if new: stop before anything refers to it.
+        return absl::InternalError(fmt::format(
+            "FileLib object {} appeared while this run was publishing it (is another import "
+            "writing to this library?)",
+            ToHex(hash)));
+      }
+      return absl::OkStatus();
+    }
+    i -= n_objects;
     if (i >= n_lists) {
       PackageState& pkg = *batch_[i - n_lists];
       RETURN_IF_ERROR(lib_.PublishContentTree(pkg.id, pkg.staged_content));
@@ -730,6 +709,10 @@ absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
     if (staged[i].first.empty()) return absl::OkStatus();
     return lib_.PublishFile(staged[i].first, staged[i].second);
   }));
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    for (const auto& [hash, _] : objects) publishing_.erase(hash);
+  }
   RETURN_IF_ERROR(SpaceError(TimedSync()));
 
   // The commit: PkgLib INIs. Its sync is the next flush's first, or the
