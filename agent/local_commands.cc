@@ -213,6 +213,9 @@ int RunVerify(const VerifyArgs& a) {
   if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
   nlohmann::json repair_json;
   if (!a.repair_from.empty() && !result->ok()) {
+    if (auto st = (*lib)->LockForWriting(); !st.ok()) {
+      return Fail(fmt::format("repair not started: {}", st.message()));
+    }
     auto damaged = importer::DamagedObjects(result->problems);
     auto repair = importer::RepairFromLegacy(**lib, damaged, a.repair_from);
     if (!repair.ok()) return Fail(fmt::format("repair stopped: {}", repair.status().message()));

@@ -87,6 +87,7 @@ absl::StatusOr<std::unique_ptr<ContentLibrary>> ContentLibrary::Open(FileSystem*
   }
   ASSIGN_OR_RETURN(int fd, fs->OpenAt(AT_FDCWD, path, O_RDONLY | O_DIRECTORY));
   std::unique_ptr<ContentLibrary> lib(new ContentLibrary(fs, path, fd));
+  RETURN_IF_ERROR(lib->Lock(true));
   RETURN_IF_ERROR(Annotate(lib->RemoveTempFiles(), fmt::format("sweep temp files in '{}'", path)));
   RETURN_IF_ERROR(lib->Sync());
   return lib;
@@ -100,7 +101,19 @@ absl::StatusOr<std::unique_ptr<ContentLibrary>> ContentLibrary::OpenExisting(
     return absl::NotFoundError(fmt::format("no content library at '{}'", path));
   }
   RETURN_IF_ERROR(fd.status());
-  return std::unique_ptr<ContentLibrary>(new ContentLibrary(fs, path, *fd));
+  std::unique_ptr<ContentLibrary> lib(new ContentLibrary(fs, path, *fd));
+  RETURN_IF_ERROR(lib->Lock(false));
+  return lib;
+}
+
+absl::Status ContentLibrary::Lock(bool exclusive) {
+  absl::Status s = fs_->TryLock(lib_fd_, exclusive);
+  if (absl::IsUnavailable(s)) {
+    return absl::UnavailableError(fmt::format(
+        "content library '{}' is in use by another process ({}); try again when it has finished",
+        path_, exclusive ? "a conversion, a repair or a verify" : "a conversion or a repair"));
+  }
+  return s;
 }
 
 absl::Status ContentLibrary::RemoveTempFiles() {

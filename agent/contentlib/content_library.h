@@ -74,14 +74,23 @@ std::string_view KindName(VerifyProblem::Kind kind);
 class ContentLibrary {
  public:
   // Opens <content_root>/SCCMContentLib, creating it and its three folders
-  // if needed, and sweeps temp files and folders left by a crash.
+  // if needed, and sweeps temp files and folders left by a crash. Holds an
+  // exclusive lock on the library while open: a second writer (a conversion
+  // run by hand while the agent converts) would sweep the first one's temp
+  // files and rewrite reference lists under it. Unavailable if it is held.
   static absl::StatusOr<std::unique_ptr<ContentLibrary>> Open(FileSystem* fs,
                                                               const std::string& content_root);
-  // Opens an existing library without changing anything (for verify);
-  // NotFound if there is no SCCMContentLib folder.
+  // Opens an existing library without changing anything (for verify), under
+  // a shared lock, so it never reads a batch half published; NotFound if
+  // there is no SCCMContentLib folder, Unavailable while a writer has it.
   static absl::StatusOr<std::unique_ptr<ContentLibrary>> OpenExisting(
       FileSystem* fs, const std::string& content_root);
   ~ContentLibrary();
+
+  // Turns an OpenExisting's shared lock into the exclusive one (before a
+  // repair writes). Unavailable if anyone else has the library open; then
+  // no lock is held any more, and this object should be dropped.
+  absl::Status LockForWriting() { return Lock(true); }
 
   FileSystem* fs() const { return fs_; }
   int lib_fd() const { return lib_fd_; }
@@ -162,6 +171,7 @@ class ContentLibrary {
 
  private:
   ContentLibrary(FileSystem* fs, std::string path, int lib_fd);
+  absl::Status Lock(bool exclusive);
   absl::Status EnsureObjectDir(std::string_view hash_hex);
   absl::Status WriteSmallFile(const std::string& rel, const std::string& data, bool durable);
   absl::StatusOr<std::optional<std::string>> ReadSmallFile(const std::string& rel);

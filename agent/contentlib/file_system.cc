@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -173,6 +174,11 @@ class Posix final : public FileSystem {
     ::closedir(dir);
     if (err != 0) return ErrnoError(err, fmt::format("list folder '{}'", FdPath(dirfd)));
     return out;
+  }
+  absl::Status TryLock(int fd, bool exclusive) override {
+    if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return absl::OkStatus();
+    if (errno == ENOLCK || errno == EINVAL || errno == EOPNOTSUPP) return absl::OkStatus();
+    return ErrnoError(errno, fmt::format("lock '{}'", FdPath(fd)));
   }
   absl::Status StatVfs(int fd, struct statvfs* out) override {
     if (::fstatvfs(fd, out) != 0) return ErrnoError(errno, fmt::format("statvfs '{}'", FdPath(fd)));

@@ -79,6 +79,11 @@ class FileSystem {
   // Entries of an open directory, without "." and "..", in no set order.
   virtual absl::StatusOr<std::vector<DirEntry>> ReadDir(int dirfd) = 0;
   virtual absl::Status StatVfs(int fd, struct statvfs* out) = 0;
+  // Takes an advisory lock (flock) on `fd` without waiting, exclusive or
+  // shared; it lasts until the fd is closed. Unavailable when another open
+  // file holds a conflicting one; OK without a lock where the filesystem has
+  // no locks (ENOLCK, EINVAL, EOPNOTSUPP).
+  virtual absl::Status TryLock(int fd, bool exclusive) = 0;
 };
 
 // The real thing. The returned object lives for the whole process.

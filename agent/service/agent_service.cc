@@ -411,6 +411,11 @@ grpc::Status AgentServiceImpl::VerifyLibrary(grpc::ServerContext* context,
   response->set_has_filelib(IsDir(lib_dir + "/FileLib"));
   response->set_has_pkglib(IsDir(lib_dir + "/PkgLib"));
   auto lib = contentlib::ContentLibrary::OpenExisting(PosixFileSystem(), config_.content_root);
+  if (absl::IsUnavailable(lib.status())) {
+    // A conversion is publishing: a verify now would report its half-written
+    // batch as damage.
+    return ToGrpcStatus(lib.status());
+  }
   if (!lib.ok()) {
     auto* p = response->add_problems();
     p->set_kind(v1::VerifyProblem::KIND_MISSING_FOLDER);

@@ -107,6 +107,7 @@ class FaultFileSystem final : public FileSystem {
   absl::Status UnlinkAt(int dirfd, const std::string& path, int flags) override;
   absl::StatusOr<std::vector<DirEntry>> ReadDir(int dirfd) override;
   absl::Status StatVfs(int fd, struct statvfs* out) override;
+  absl::Status TryLock(int fd, bool exclusive) override { return real_->TryLock(fd, exclusive); }
 
  private:
   // One namespace change, with what it takes to undo it.

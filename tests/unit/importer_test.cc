@@ -383,5 +383,36 @@ TEST_F(ImporterTest, OpenSweepsTempsLeftByACrash) {
   EXPECT_TRUE(lib_->Verify()->ok());
 }
 
+// One writer at a time: a second one would sweep the first one's temp files
+// as crash leftovers and rewrite reference lists under it. Readers share;
+// a repair turns its read lock into the write lock only when alone.
+TEST_F(ImporterTest, TheLibraryHasOneWriterOrManyReaders) {
+  MakeTree(legacy_ + "/ABC00001", {{"a.bin", "a"}});
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
+  const std::string staged = lib_->path() + "/FileLib/.stage.dprtmp.1.2";
+  dpr::testing::MakeFile(staged, "being written by the open library");
+  auto second = ContentLibrary::Open(PosixFileSystem(), content_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("is in use by another process"));
+  EXPECT_TRUE(fs::exists(staged)) << "a refused writer swept the other one's temp file";
+  auto reader = ContentLibrary::OpenExisting(PosixFileSystem(), content_);
+  EXPECT_EQ(reader.status().code(), absl::StatusCode::kUnavailable);
+
+  lib_.reset();
+  auto r1 = ContentLibrary::OpenExisting(PosixFileSystem(), content_);
+  auto r2 = ContentLibrary::OpenExisting(PosixFileSystem(), content_);
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(ContentLibrary::Open(PosixFileSystem(), content_).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*r1)->LockForWriting().code(), absl::StatusCode::kUnavailable);
+  r1->reset();
+  EXPECT_OK((*r2)->LockForWriting());
+  r2->reset();
+  Reopen();  // the writer again, and its sweep
+  EXPECT_FALSE(fs::exists(staged));
+}
+
 }  // namespace
 }  // namespace dpr::importer
