@@ -378,6 +378,9 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
           std::this_thread::sleep_for(std::chrono::milliseconds(test_package_delay_ms_));
         }
       });
+  // Free the library (and its lock) before the last event: the controller
+  // may ask for a verify as soon as it reads it.
+  lib->reset();
   if (!summary.ok()) {
     Log()->error("conversion stopped: {}", summary.status().message());
     return ToGrpcStatus(summary.status());
