@@ -219,18 +219,10 @@ absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile(const S
   return staged;
 }
 
-absl::StatusOr<bool> ContentLibrary::PublishStaged(const std::string& staged_name,
-                                                   const Sha256Digest& hash) {
-  const std::string hex = ToHex(hash);
-  RETURN_IF_ERROR(EnsureObjectDir(hex));
-  absl::Status s =
-      fs_->RenameAt(lib_fd_, staged_name, lib_fd_, FileLibObject(hex), RENAME_NOREPLACE);
-  if (s.code() == absl::StatusCode::kAlreadyExists) {
-    RETURN_IF_ERROR(fs_->UnlinkAt(lib_fd_, staged_name, 0));
-    return false;
-  }
-  RETURN_IF_ERROR(s);
-  return true;
+absl::Status ContentLibrary::PublishStaged(const std::string& staged_name,
+                                           const Sha256Digest& hash) {
+  // The staged file sits in the object's folder (CreateStagingFile made it).
+  return fs_->RenameAt(lib_fd_, staged_name, lib_fd_, FileLibObject(ToHex(hash)), RENAME_NOREPLACE);
 }
 
 absl::StatusOr<bool> ContentLibrary::LinkObject(int src_fd, const Sha256Digest& hash) {

@@ -108,9 +108,9 @@ class ContentLibrary {
   absl::StatusOr<Staged> CreateStagingFile(const Sha256Digest& hash);
   // Publishes staged bytes as the object `hash`. Precondition: the staged
   // bytes are durable (Sync() since they were written) and hash to `hash`.
-  // If the object already exists the staged copy is dropped. Returns whether
-  // the object is new.
-  absl::StatusOr<bool> PublishStaged(const std::string& staged_name, const Sha256Digest& hash);
+  // AlreadyExists (the staged copy left for the temp sweep) if the object is
+  // there already.
+  absl::Status PublishStaged(const std::string& staged_name, const Sha256Digest& hash);
   // Hard-links the open, durable file `src_fd` as the object `hash`; returns
   // whether it is new (false: an object was already there and is kept).
   absl::StatusOr<bool> LinkObject(int src_fd, const Sha256Digest& hash);

@@ -277,16 +277,18 @@ absl::Status Importer::Dispatch(PackageState* pkg) {
 }
 
 absl::Status Importer::Decide(const Sha256Digest& hash, bool* is_new) {
+  // Under pending_mu_: this run has already taken the object on.
+  auto taken = [&] { return pending_.count(hash) > 0 || publishing_.count(hash) > 0; };
   {
     std::lock_guard<std::mutex> lock(pending_mu_);
-    if (pending_.count(hash) || publishing_.count(hash)) {
+    if (taken()) {
       *is_new = false;
       return absl::OkStatus();
     }
   }
   ASSIGN_OR_RETURN(bool exists, lib_.HasObject(hash));
   std::lock_guard<std::mutex> lock(pending_mu_);
-  if (exists || pending_.count(hash) || publishing_.count(hash)) {
+  if (exists || taken()) {
     *is_new = false;
   } else {
     pending_[hash] = PendingObject{};
@@ -690,15 +692,15 @@ absl::Status Importer::Flush(std::vector<std::unique_ptr<PackageState>> batch_,
     if (i < n_objects) {
       const auto& [hash, obj] = objects[i];
       if (obj.staged.empty()) return absl::OkStatus();  // hard-linked in place by the worker
-      ASSIGN_OR_RETURN(bool is_new, lib_.PublishStaged(obj.staged, hash));
-      if (!is_new) {
+      absl::Status s = lib_.PublishStaged(obj.staged, hash);
+      if (absl::IsAlreadyExists(s)) {
         // Its list was written as if new: stop before anything refers to it.
         return absl::InternalError(fmt::format(
             "FileLib object {} appeared while this run was publishing it (is another import "
             "writing to this library?)",
             ToHex(hash)));
       }
-      return absl::OkStatus();
+      return s;
     }
     i -= n_objects;
     if (i >= n_lists) {
