@@ -191,13 +191,13 @@ absl::StatusOr<std::optional<std::string>> ContentLibrary::ReadSmallFile(const s
   return std::optional<std::string>(std::move(out));
 }
 
-absl::Status ContentLibrary::EnsureObjectDir(std::string_view hex) {
-  const size_t index = std::stoul(std::string(hex.substr(0, 4)), nullptr, 16);
+absl::Status ContentLibrary::EnsureObjectDir(const Sha256Digest& hash) {
+  const size_t index = (size_t{hash[0]} << 8) | hash[1];  // the folder's 4 hex digits
   {
     std::lock_guard<std::mutex> lock(dirs_lock_);
     if (object_dir_known_[index]) return absl::OkStatus();
   }
-  absl::Status s = fs_->MkdirAt(lib_fd_, FileLibDir(hex), 0755);
+  absl::Status s = fs_->MkdirAt(lib_fd_, FileLibDir(ToHex(hash)), 0755);
   if (!s.ok() && s.code() != absl::StatusCode::kAlreadyExists) return s;
   std::lock_guard<std::mutex> lock(dirs_lock_);
   object_dir_known_[index] = true;
@@ -211,7 +211,7 @@ absl::StatusOr<bool> ContentLibrary::HasObject(const Sha256Digest& hash) {
 
 absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile(const Sha256Digest& hash) {
   const std::string hex = ToHex(hash);
-  RETURN_IF_ERROR(EnsureObjectDir(hex));
+  RETURN_IF_ERROR(EnsureObjectDir(hash));
   Staged staged;
   staged.name = NextTempName(FileLibDir(hex), hex);
   ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, staged.name, O_WRONLY | O_CREAT | O_EXCL, 0644));
@@ -219,15 +219,33 @@ absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile(const S
   return staged;
 }
 
+absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile() {
+  Staged staged;
+  staged.name = NextTempName(kFileLib, "object");
+  ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, staged.name, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  staged.fd = ScopedFd(fs_, fd);
+  return staged;
+}
+
+absl::StatusOr<bool> ContentLibrary::HasNoObjects() {
+  ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, kFileLib, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  ScopedFd dir(fs_, fd);
+  ASSIGN_OR_RETURN(auto entries, fs_->ReadDir(fd));
+  for (const auto& e : entries) {
+    if (!IsTempName(e.name)) return false;
+  }
+  return true;
+}
+
 absl::Status ContentLibrary::PublishStaged(const std::string& staged_name,
                                            const Sha256Digest& hash) {
-  // The staged file sits in the object's folder (CreateStagingFile made it).
+  // The prefix folder exists: CreateStagingFile(hash) or EnsureObjectDir made it.
   return fs_->RenameAt(lib_fd_, staged_name, lib_fd_, FileLibObject(ToHex(hash)), RENAME_NOREPLACE);
 }
 
 absl::StatusOr<bool> ContentLibrary::LinkObject(int src_fd, const Sha256Digest& hash) {
   const std::string hex = ToHex(hash);
-  RETURN_IF_ERROR(EnsureObjectDir(hex));
+  RETURN_IF_ERROR(EnsureObjectDir(hash));
   absl::Status s = fs_->LinkFd(src_fd, lib_fd_, FileLibObject(hex));
   if (s.code() == absl::StatusCode::kAlreadyExists) return false;
   RETURN_IF_ERROR(s);

@@ -106,6 +106,16 @@ class ContentLibrary {
   // A temp file beside the object `hash` will become (its prefix folder is
   // made if needed), to stage its bytes in.
   absl::StatusOr<Staged> CreateStagingFile(const Sha256Digest& hash);
+  // A temp file for bytes whose hash is not known yet (FileLib's own folder;
+  // swept like every temp). Once the hash is known and the object wanted,
+  // EnsureObjectDir(hash) before its list is staged; PublishStaged then
+  // takes it like the one above.
+  absl::StatusOr<Staged> CreateStagingFile();
+  // Makes the object's prefix folder (FileLib/<first 4>), once per run.
+  absl::Status EnsureObjectDir(const Sha256Digest& hash);
+  // Whether FileLib holds no object folder at all (a fresh library): then no
+  // file can be a duplicate of an earlier run's object.
+  absl::StatusOr<bool> HasNoObjects();
   // Publishes staged bytes as the object `hash`. Precondition: the staged
   // bytes are durable (Sync() since they were written) and hash to `hash`.
   // AlreadyExists (the staged copy left for the temp sweep) if the object is
@@ -172,7 +182,6 @@ class ContentLibrary {
  private:
   ContentLibrary(FileSystem* fs, std::string path, int lib_fd);
   absl::Status Lock(bool exclusive);
-  absl::Status EnsureObjectDir(std::string_view hash_hex);
   absl::Status WriteSmallFile(const std::string& rel, const std::string& data, bool durable);
   absl::StatusOr<std::optional<std::string>> ReadSmallFile(const std::string& rel);
   std::mutex& ObjectLock(const Sha256Digest& hash) { return object_locks_[hash[0]]; }

@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "agent/contentlib/content_hash.h"
 #include "agent/importer/tree_walker.h"
 #include "common/status/fmt_absl.h"
@@ -39,10 +40,11 @@ class Timer {
   Clock::time_point start_;
 };
 
-// Files up to this size are read whole into the worker's buffer, hashed, and
-// written only if new; larger ones are hashed first and copied only if new.
-constexpr size_t kBufferBytes = 8 << 20;
-constexpr size_t kBlock = 1 << 20;
+// Files up to the worker's buffer size (ImportOptions::buffer_bytes) are read
+// whole, hashed, and written only if new. Larger ones are streamed in blocks
+// of up to kBlock: copied while hashed when almost surely new (see
+// Task::single_pass), else hashed first and copied only if new.
+constexpr size_t kBlock = 4 << 20;
 // Smaller staged files are left to the batch sync (a writeback call costs
 // more than it saves for them).
 constexpr uint64_t kWritebackMin = 256 << 10;
@@ -95,6 +97,12 @@ struct Task {
   PackageState* pkg;
   size_t file;
   std::shared_ptr<ScopedFd> dir;
+  // A file larger than the buffer that is almost surely new: the library
+  // held no object when the run began and no file walked before it in this
+  // run has its size. It is copied while it is hashed, so it is read and
+  // hashed once instead of twice; were it a duplicate after all, the copy
+  // is dropped.
+  bool single_pass = false;
 };
 
 // An object this run is putting into FileLib, not yet published.
@@ -131,6 +139,10 @@ class Importer {
   absl::Status Dispatch(PackageState* pkg);
   void WorkerLoop();
   absl::Status ProcessFile(const Task& t, AlignedBuffer& buf, FileResult* out, bool* fatal);
+  // The single-pass copy of a large file (Task::single_pass); `st` is its
+  // stat when opened.
+  absl::Status CopyWhileHashing(int fd, const struct stat& st, uint64_t size, AlignedBuffer& buf,
+                                FileResult* out, bool* fatal);
   // Writes data[0, n) at `off` (a multiple of kDirectIoAlign) of a staged
   // object: while *direct, the aligned head with O_DIRECT and the tail, which
   // ends the file, through the page cache.
@@ -200,6 +212,9 @@ class Importer {
   std::future<absl::Status> flushing_;
   std::mutex summary_mu_;  // summary_ counters touched by the flush thread too
   dev_t lib_dev_ = 0;
+  size_t buffer_bytes_ = 0;         // per worker, a multiple of kDirectIoAlign
+  bool fresh_library_ = false;      // no FileLib object when the run began
+  std::set<uint64_t> large_sizes_;  // of files over the buffer, walked so far
   int jobs_ = 2;
   double sync_seconds_ = 0;
 };
@@ -270,7 +285,9 @@ absl::Status Importer::Dispatch(PackageState* pkg) {
     std::unique_lock<std::mutex> lock(mu_);
     space_cv_.wait(lock, [&] { return queue_.size() < queue_limit_ || !fatal_.ok(); });
     if (!fatal_.ok()) return fatal_;
-    queue_.push_back({pkg, i, dir});
+    const bool single_pass =
+        fresh_library_ && f.size > buffer_bytes_ && large_sizes_.insert(f.size).second;
+    queue_.push_back({pkg, i, dir, single_pass});
     work_cv_.notify_one();
   }
   return absl::OkStatus();
@@ -335,6 +352,8 @@ absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult
   // change a library object. Copy those.
   const bool link = pkg.link_ok && st.st_nlink == 1 && !pkg.spec.keep_package_share;
   const bool whole = f.size <= buf.size();
+  if (!whole && !link && t.single_pass) return CopyWhileHashing(fd, st, f.size, buf, out, fatal);
+  const size_t block = std::min(buf.size(), kBlock);
   Sha256 sha;
   if (whole) {
     uint64_t got = 0;
@@ -347,8 +366,8 @@ absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult
     sha.Update(buf.data(), f.size);
   } else {
     for (uint64_t off = 0; off < f.size;) {
-      ASSIGN_OR_RETURN(
-          size_t n, fs_->PRead(fd, buf.data(), std::min<uint64_t>(kBlock * 4, f.size - off), off));
+      ASSIGN_OR_RETURN(size_t n,
+                       fs_->PRead(fd, buf.data(), std::min<uint64_t>(block, f.size - off), off));
       if (n == 0) return absl::FailedPreconditionError("shrank while being read");
       sha.Update(buf.data(), n);
       off += n;
@@ -385,8 +404,8 @@ absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult
   } else {
     Sha256 verify;  // the bytes as written must still hash to the name
     for (uint64_t off = 0; off < f.size;) {
-      ASSIGN_OR_RETURN(
-          size_t n, fs_->PRead(fd, buf.data(), std::min<uint64_t>(kBlock * 4, f.size - off), off));
+      ASSIGN_OR_RETURN(size_t n,
+                       fs_->PRead(fd, buf.data(), std::min<uint64_t>(block, f.size - off), off));
       if (n == 0) return absl::DataLossError("shrank while being copied");
       verify.Update(buf.data(), n);
       RETURN_IF_ERROR(WriteStaged(staged.fd.get(), buf.data(), n, off, &direct));
@@ -398,6 +417,61 @@ absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult
     RETURN_IF_ERROR(fs_->Fsync(staged.fd.get()));
   } else if (f.size >= kWritebackMin && !tried_direct) {
     // Let the disk start on these bytes now rather than at the batch's sync.
+    (void)fs_->StartWriteback(staged.fd.get());
+  }
+  RETURN_IF_ERROR(staged.fd.Close());
+  *fatal = false;
+  return absl::OkStatus();
+}
+
+absl::Status Importer::CopyWhileHashing(int fd, const struct stat& st, uint64_t size,
+                                        AlignedBuffer& buf, FileResult* out, bool* fatal) {
+  // Failing to create or write a library file stops the run; a legacy file
+  // that cannot be read fails only its package.
+  *fatal = true;
+  ASSIGN_OR_RETURN(ContentLibrary::Staged staged, lib_.CreateStagingFile());
+  *fatal = false;
+  // Until Decide hands it to the batch, the copy is this worker's alone.
+  bool claimed = false;
+  absl::Cleanup drop = [&] {
+    if (claimed) return;
+    staged.fd.Reset();
+    (void)fs_->UnlinkAt(lib_.lib_fd(), staged.name, 0);
+  };
+  bool direct = size >= kDirectMin && fs_->SetDirectIo(staged.fd.get(), true).ok();
+  const bool tried_direct = direct;
+  const size_t block = std::min(buf.size(), kBlock);
+  Sha256 sha;  // of the bytes as written
+  for (uint64_t off = 0; off < size;) {
+    ASSIGN_OR_RETURN(size_t n,
+                     fs_->PRead(fd, buf.data(), std::min<uint64_t>(block, size - off), off));
+    if (n == 0) return absl::FailedPreconditionError("shrank while being read");
+    sha.Update(buf.data(), n);
+    if (absl::Status s = WriteStaged(staged.fd.get(), buf.data(), n, off, &direct); !s.ok()) {
+      *fatal = true;
+      return s;
+    }
+    off += n;
+  }
+  out->hash = sha.Finish();
+  struct stat after {};
+  RETURN_IF_ERROR(fs_->Fstat(fd, &after));
+  if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+      after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
+    return absl::FailedPreconditionError("changed while being copied");
+  }
+  RETURN_IF_ERROR(Decide(out->hash, &out->is_new));
+  if (!out->is_new) return absl::OkStatus();  // a duplicate after all: the copy goes
+  *fatal = true;
+  claimed = true;
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    pending_[out->hash].staged = staged.name;
+  }
+  RETURN_IF_ERROR(lib_.EnsureObjectDir(out->hash));
+  if (options_.fsync_each_file) {
+    RETURN_IF_ERROR(fs_->Fsync(staged.fd.get()));
+  } else if (!tried_direct) {
     (void)fs_->StartWriteback(staged.fd.get());
   }
   RETURN_IF_ERROR(staged.fd.Close());
@@ -493,7 +567,7 @@ void Importer::StagePackage(PackageState* pkg, absl::Status* fatal) {
 }
 
 void Importer::WorkerLoop() {
-  AlignedBuffer buf(kBufferBytes);
+  AlignedBuffer buf(buffer_bytes_);
   for (;;) {
     Task t;
     {
@@ -814,6 +888,9 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
   struct stat lib_st {};
   RETURN_IF_ERROR(fs_->Fstat(lib_.lib_fd(), &lib_st));
   lib_dev_ = lib_st.st_dev;
+  ASSIGN_OR_RETURN(fresh_library_, lib_.HasNoObjects());
+  buffer_bytes_ = std::max<size_t>(
+      kDirectIoAlign, (options_.buffer_bytes + kDirectIoAlign - 1) & ~(kDirectIoAlign - 1));
   int jobs =
       options_.jobs > 0 ? options_.jobs : static_cast<int>(std::thread::hardware_concurrency());
   if (jobs <= 0) jobs = 2;

@@ -43,6 +43,10 @@ struct ImportOptions {
   // Also fsync every staged object and INI as it is written (the naive way,
   // kept to measure what batching saves; the batch syncs still run).
   bool fsync_each_file = false;
+  // Each worker's read buffer: files up to this size are read whole; larger
+  // ones are streamed through it. Tests shrink it to reach the streamed paths
+  // with small files.
+  size_t buffer_bytes = 8 << 20;
 };
 
 struct ImportEvent {

@@ -143,11 +143,16 @@ absl::StatusOr<bool> FaultFileSystem::StatIfExists(int dirfd, const std::string&
 }
 
 absl::StatusOr<size_t> FaultFileSystem::PRead(int fd, void* buf, size_t n, uint64_t offset) {
+  std::function<void(int, uint64_t)> hook;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (crashed_) return Injected(EIO, "the machine is down");
+    hook = before_read_;
   }
-  return real_->PRead(fd, buf, n, offset);
+  if (hook) hook(fd, offset);
+  ASSIGN_OR_RETURN(size_t got, real_->PRead(fd, buf, n, offset));
+  bytes_read_ += got;
+  return got;
 }
 
 absl::Status FaultFileSystem::PWriteAll(int fd, const void* buf, size_t n, uint64_t offset) {
@@ -169,7 +174,9 @@ absl::Status FaultFileSystem::PWriteAll(int fd, const void* buf, size_t n, uint6
     }
   }
   MarkDirty(fd);
-  return real_->PWriteAll(fd, buf, n, offset);
+  RETURN_IF_ERROR(real_->PWriteAll(fd, buf, n, offset));
+  bytes_written_ += n;
+  return absl::OkStatus();
 }
 
 absl::Status FaultFileSystem::Fsync(int fd) {

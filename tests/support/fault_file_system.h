@@ -24,6 +24,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -68,6 +69,14 @@ class FaultFileSystem final : public FileSystem {
     std::lock_guard<std::mutex> l(mu_);
     sync_delay_ms_ = milliseconds;
   }
+  // Called before every read, outside the fake's lock: tests slow reads of
+  // one file, or change it while it is being read.
+  void BeforeReads(std::function<void(int fd, uint64_t offset)> hook) {
+    std::lock_guard<std::mutex> l(mu_);
+    before_read_ = std::move(hook);
+  }
+  uint64_t bytes_read() const { return bytes_read_.load(); }
+  uint64_t bytes_written() const { return bytes_written_.load(); }
   // Crash at the k-th mutating call from now (1 = the next one); 0: never.
   void CrashAfter(int64_t k) {
     std::lock_guard<std::mutex> l(mu_);
@@ -145,6 +154,8 @@ class FaultFileSystem final : public FileSystem {
   int64_t mutations_ = 0;
   int64_t crash_at_ = 0;
   bool crashed_ = false;
+  std::function<void(int, uint64_t)> before_read_;
+  std::atomic<uint64_t> bytes_read_{0}, bytes_written_{0};
   std::atomic<int64_t> saves_{0};  // Save() runs on the flush workers
   std::vector<Change> changes_;
   std::map<std::pair<dev_t, ino_t>, Dirty> dirty_;

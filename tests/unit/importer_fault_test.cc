@@ -5,7 +5,9 @@
 // rename and a failed sync stop the run with a clear error, leave no temp
 // file and no legacy file touched, and a later run succeeds.
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <thread>
 
 #include "agent/contentlib/content_library.h"
 #include "agent/importer/importer.h"
@@ -27,6 +29,11 @@ using ::dpr::testing::ReadFile;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 using Model = FaultFileSystem::PowerLossModel;
+
+constexpr size_t kDefaultBuffer = ImportOptions{}.buffer_bytes;
+// A worker buffer smaller than the 300 kB cab: it is streamed, and in a
+// fresh library copied while it is hashed (the single pass).
+constexpr size_t kSmallBuffer = 64 << 10;
 
 // Four small packages: shared files across them, an empty file, a nested
 // folder, and one package that keeps its package share.
@@ -58,12 +65,19 @@ class Site {
     }
     return out;
   }
-  absl::StatusOr<ImportSummary> Import(FileSystem* fs, ImportMode mode,
-                                       size_t batch_packages = 128) {
+  absl::StatusOr<ImportSummary> Import(FileSystem* fs, ImportMode mode, size_t batch_packages = 128,
+                                       size_t buffer_bytes = kDefaultBuffer) {
     auto lib = ContentLibrary::Open(fs, content_);
     if (!lib.ok()) return lib.status();
-    return ImportPackages(**lib, Specs(),
-                          {.mode = mode, .jobs = 2, .batch_packages = batch_packages}, nullptr);
+    return ImportPackages(
+        **lib, Specs(),
+        {.mode = mode, .jobs = 2, .batch_packages = batch_packages, .buffer_bytes = buffer_bytes},
+        nullptr);
+  }
+  uint64_t LegacyBytes() const {
+    uint64_t n = 0;
+    for (const auto& [_, data] : Fixture()) n += data.size();
+    return n;
   }
   // Each legacy file is intact where its package is not committed, and
   // readable from the library where it is.
@@ -115,12 +129,13 @@ class Site {
 
 // batch_packages = 1 makes every package its own batch, so each flush runs
 // while the next package is being imported.
-void CrashEverywhere(ImportMode mode, Model model, size_t batch_packages = 128) {
+void CrashEverywhere(ImportMode mode, Model model, size_t batch_packages = 128,
+                     size_t buffer_bytes = kDefaultBuffer) {
   int64_t total = 0;
   {
     Site site;
     FaultFileSystem fault(site.dir_ / "scratch");
-    auto summary = site.Import(&fault, mode, batch_packages);
+    auto summary = site.Import(&fault, mode, batch_packages, buffer_bytes);
     ASSERT_TRUE(summary.ok()) << summary.status();
     total = fault.mutations();
     site.CheckFinished("uninterrupted");
@@ -132,7 +147,7 @@ void CrashEverywhere(ImportMode mode, Model model, size_t batch_packages = 128) 
     {
       FaultFileSystem fault(site.dir_ / "scratch");
       fault.CrashAfter(k);
-      auto summary = site.Import(&fault, mode, batch_packages);
+      auto summary = site.Import(&fault, mode, batch_packages, buffer_bytes);
       if (!fault.crashed()) {
         // With overlapping flushes the count of calls varies a little between
         // runs; past the end there is nothing to crash and the run finished.
@@ -143,7 +158,7 @@ void CrashEverywhere(ImportMode mode, Model model, size_t batch_packages = 128) 
       fault.PowerLoss(model);
     }
     site.CheckNothingLost(when + ", after power loss");
-    auto rerun = site.Import(PosixFileSystem(), mode);
+    auto rerun = site.Import(PosixFileSystem(), mode, 128, buffer_bytes);
     ASSERT_TRUE(rerun.ok()) << when << ": " << rerun.status();
     EXPECT_EQ(rerun->packages_failed, 0u) << when;
     site.CheckFinished(when + ", after the re-run");
@@ -168,8 +183,10 @@ TEST(ImporterCrashTest, LinkModeKeepNamesLoseBytes) {
   CrashEverywhere(ImportMode::kLink, Model::kKeepNames);
 }
 
+// These two stream the cab through a small buffer: copied while hashed in
+// the first run, hashed first in the re-run (the library is no longer empty).
 TEST(ImporterCrashTest, CopyModeOverlappingFlushesKeepNames) {
-  CrashEverywhere(ImportMode::kCopy, Model::kKeepNames, 1);
+  CrashEverywhere(ImportMode::kCopy, Model::kKeepNames, 1, kSmallBuffer);
 }
 TEST(ImporterCrashTest, LinkModeOverlappingFlushesDropUnsynced) {
   CrashEverywhere(ImportMode::kLink, Model::kDropUnsynced, 1);
@@ -182,14 +199,14 @@ TEST(ImporterCrashTest, LinkModeOverlappingFlushesKeepRemovals) {
   CrashEverywhere(ImportMode::kLink, Model::kKeepRemovals, 1);
 }
 TEST(ImporterCrashTest, CopyModeOverlappingFlushesKeepRemovals) {
-  CrashEverywhere(ImportMode::kCopy, Model::kKeepRemovals, 1);
+  CrashEverywhere(ImportMode::kCopy, Model::kKeepRemovals, 1, kSmallBuffer);
 }
 
-TEST(ImporterFaultTest, DiskFullStopsCleanlyAndResumesLater) {
+void DiskFull(size_t buffer_bytes) {
   Site site;
   FaultFileSystem fault(site.dir_ / "scratch");
   fault.SetWriteBudget(100000);  // less than the 300 kB cab
-  auto summary = site.Import(&fault, ImportMode::kCopy);
+  auto summary = site.Import(&fault, ImportMode::kCopy, 128, buffer_bytes);
   ASSERT_FALSE(summary.ok());
   EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(summary.status().message()), HasSubstr("is full: need"));
@@ -200,6 +217,9 @@ TEST(ImporterFaultTest, DiskFullStopsCleanlyAndResumesLater) {
   ASSERT_TRUE(site.Import(&fault, ImportMode::kCopy).ok());
   site.CheckFinished("after space was freed");
 }
+TEST(ImporterFaultTest, DiskFullStopsCleanlyAndResumesLater) { DiskFull(kDefaultBuffer); }
+// The disk fills during a single-pass copy, before the object is claimed.
+TEST(ImporterFaultTest, DiskFullDuringASinglePassCopyStopsCleanly) { DiskFull(kSmallBuffer); }
 
 TEST(ImporterFaultTest, FailedRenameStopsCleanly) {
   Site site;
@@ -284,6 +304,138 @@ TEST(ImporterFaultTest, RefusedDirectWritesFallBackToBufferedOnes) {
   auto summary = site.Import(&fault, ImportMode::kCopy);
   ASSERT_TRUE(summary.ok()) << summary.status();
   site.CheckFinished("with direct writes refused");
+}
+
+// In a fresh library a file larger than the buffer, first of its size, is
+// read and hashed once: copied while it is hashed.
+TEST(ImporterFaultTest, ALargeNewFileIsReadOnce) {
+  Site site;
+  FaultFileSystem fault(site.dir_ / "scratch");
+  auto summary = site.Import(&fault, ImportMode::kCopy, 128, kSmallBuffer);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(fault.bytes_read(), site.LegacyBytes());
+  site.CheckFinished("single pass");
+}
+
+// Once the library holds objects, a large file may be one of them: it is
+// hashed first and, being there already, not copied again.
+TEST(ImporterFaultTest, ALargeFileAlreadyInTheLibraryIsNotCopiedAgain) {
+  Site site;
+  ASSERT_TRUE(site.Import(PosixFileSystem(), ImportMode::kCopy).ok());
+  const std::string cab = Fixture().at("ABC00002/data/big.cab");
+  dpr::testing::MakeTree(site.legacy_, {{"ABC00005/again.cab", cab}});
+  FaultFileSystem fault(site.dir_ / "scratch");
+  auto lib = ContentLibrary::Open(&fault, site.content_);
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  auto summary =
+      ImportPackages(**lib, {{"ABC00005", 1, site.legacy_ + "/ABC00005", false}},
+                     {.mode = ImportMode::kCopy, .jobs = 2, .buffer_bytes = kSmallBuffer}, nullptr);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->bytes_stored, 0u);
+  EXPECT_EQ(summary->bytes_deduplicated, cab.size());
+  EXPECT_LT(fault.bytes_written(), cab.size()) << "the cab was copied again";
+}
+
+struct TwoLargeFiles {
+  TwoLargeFiles() {
+    fs::create_directories(dir / "scratch");
+    dpr::testing::MakeTree(legacy, {{"ABC00001/a.cab", bytes}, {"ABC00002/b.cab", bytes}});
+  }
+  std::vector<PackageSpec> Specs() const {
+    return {{"ABC00001", 1, legacy + "/ABC00001", false},
+            {"ABC00002", 1, legacy + "/ABC00002", false}};
+  }
+  // Calls fn before each read of ABC00001/a.cab.
+  std::function<void(int, uint64_t)> OnReadsOfA(std::function<void(uint64_t)> fn) {
+    struct stat a {};
+    EXPECT_EQ(::stat((legacy + "/ABC00001/a.cab").c_str(), &a), 0);
+    return [a, fn](int fd, uint64_t offset) {
+      struct stat st {};
+      if (::fstat(fd, &st) == 0 && st.st_ino == a.st_ino && st.st_dev == a.st_dev) fn(offset);
+    };
+  }
+  void CheckNoTemps() {
+    for (const auto& e : fs::recursive_directory_iterator(content)) {
+      EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path();
+    }
+  }
+  dpr::testing::TempDir dir;
+  const std::string legacy = dir / "legacy", content = dir / "content";
+  const std::string bytes = std::string(300000, 'x');
+};
+
+// a.cab is copied while hashed, b.cab (same size) hashed first. With a.cab's
+// reads slowed, b.cab is claimed first: a.cab's copy turns out to be a
+// duplicate and is dropped, leaving one object used by both contents.
+TEST(ImporterFaultTest, ASinglePassCopyThatTurnsOutADuplicateIsDropped) {
+  TwoLargeFiles t;
+  FaultFileSystem fault(t.dir / "scratch");
+  fault.BeforeReads(
+      t.OnReadsOfA([](uint64_t) { std::this_thread::sleep_for(std::chrono::milliseconds(60)); }));
+  {
+    auto lib = ContentLibrary::Open(&fault, t.content);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    auto summary = ImportPackages(
+        **lib, t.Specs(), {.mode = ImportMode::kCopy, .jobs = 2, .buffer_bytes = kSmallBuffer},
+        nullptr);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->packages_done, 2u);
+    EXPECT_EQ(summary->bytes_stored, t.bytes.size());
+    EXPECT_EQ(summary->bytes_deduplicated, t.bytes.size());
+  }
+  EXPECT_GE(fault.bytes_written(), 2 * t.bytes.size())
+      << "the race this test is about did not happen";
+  t.CheckNoTemps();
+  auto lib = ContentLibrary::OpenExisting(PosixFileSystem(), t.content);
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  auto rec = (*lib)->Lookup({"ABC00001", 1});
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  const std::string list =
+      ReadFile((*lib)->path() + "/" + contentlib::FileLibIni(ToHex(rec->files.at(0).hash)));
+  EXPECT_THAT(list, HasSubstr("ABC00001.1"));
+  EXPECT_THAT(list, HasSubstr("ABC00002.1"));
+  auto v = (*lib)->Verify();
+  ASSERT_TRUE(v.ok()) << v.status();
+  for (const auto& p : v->problems) ADD_FAILURE() << p.path << ": " << p.detail;
+}
+
+// A file that grows while it is copied in one pass fails its own package
+// only: its copy is dropped and its legacy folder left alone.
+TEST(ImporterFaultTest, AFileChangedDuringASinglePassCopyFailsOnlyItsPackage) {
+  TwoLargeFiles t;
+  dpr::testing::MakeTree(t.legacy, {{"ABC00002/b.cab", "now another size"}});
+  const std::string a = t.legacy + "/ABC00001/a.cab";
+  FaultFileSystem fault(t.dir / "scratch");
+  fault.BeforeReads(t.OnReadsOfA([a](uint64_t offset) {
+    if (offset != 2 * kSmallBuffer) return;
+    std::ofstream out(a, std::ios::binary | std::ios::app);
+    out << "appended meanwhile";
+  }));
+  std::vector<ImportEvent> failed;
+  {
+    auto lib = ContentLibrary::Open(&fault, t.content);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    auto summary = ImportPackages(
+        **lib, t.Specs(), {.mode = ImportMode::kCopy, .jobs = 2, .buffer_bytes = kSmallBuffer},
+        [&](const ImportEvent& e) {
+          if (e.kind == ImportEvent::Kind::kPackageFailed) failed.push_back(e);
+        });
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->packages_done, 1u);
+    EXPECT_EQ(summary->packages_failed, 1u);
+  }
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].package_id, "ABC00001");
+  EXPECT_THAT(std::string(failed[0].error.message()), HasSubstr("changed while being copied"));
+  EXPECT_EQ(ReadFile(a), t.bytes + "appended meanwhile");
+  t.CheckNoTemps();
+  auto lib = ContentLibrary::OpenExisting(PosixFileSystem(), t.content);
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  EXPECT_FALSE((*lib)->IsCommitted({"ABC00001", 1}).value());
+  auto v = (*lib)->Verify();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->objects, 1u);
+  for (const auto& p : v->problems) ADD_FAILURE() << p.path << ": " << p.detail;
 }
 
 }  // namespace
