@@ -27,6 +27,7 @@ struct ConvertArgs {
   std::string output = "table";
   bool verbose = false;
   uint64_t batch_mib = 512;
+  uint64_t buffer_kib = importer::ImportOptions{}.buffer_bytes >> 10;
   bool preflight = false;
   bool fsync_each_file = false;
 };
@@ -158,7 +159,8 @@ int RunConvert(const ConvertArgs& a) {
       {.mode = *mode,
        .jobs = a.jobs,
        .batch_bytes = a.batch_mib << 20,
-       .fsync_each_file = a.fsync_each_file},
+       .fsync_each_file = a.fsync_each_file,
+       .buffer_bytes = a.buffer_kib << 10},
       [&](const importer::ImportEvent& e) {
         using K = importer::ImportEvent::Kind;
         if (e.kind == K::kPackageFailed) {
@@ -291,6 +293,12 @@ void AddLocalCommands(CLI::App& app, int* exit_code) {
   convert
       ->add_option("--batch-mib", c->batch_mib, "sync and commit after about this much data (MiB)")
       ->capture_default_str();
+  convert
+      ->add_option("--buffer-kib", c->buffer_kib,
+                   "each worker's read buffer (KiB): files up to it are read whole, larger "
+                   "ones streamed through it")
+      ->capture_default_str()
+      ->check(CLI::Range(4, 1 << 20));
   convert->callback([=] { *exit_code = RunConvert(*c); });
 
   auto v = std::make_shared<VerifyArgs>();

@@ -163,10 +163,11 @@ TEST_F(AgentKillTest, KilledAtRandomInstantsLosesNothingAndResumes) {
     const std::string lib = content + "/SCCMContentLib";
     auto corpus = testing::MakeCorpus(legacy, 16, 20, 200000, rng());
     const char* mode = trial % 2 == 0 ? "copy" : "link";
+    // A 64 KiB buffer streams the larger files: in copy mode the first run
+    // copies them while hashing them, restarts hash them first.
     const std::vector<std::string> argv = {
-        Agent(),  "convert", "--legacy-root", legacy, "--content-root", content,
-        "--mode", mode,      "--jobs",        "2",    "--batch-mib",    "2",
-        "-o",     "json"};
+        Agent(),  "convert", "--legacy-root", legacy, "--content-root", content, "--mode", mode,
+        "--jobs", "2",       "--batch-mib",   "2",    "--buffer-kib",   "64",    "-o",     "json"};
     // Up to three kills per trial: a restart can be killed too.
     const int kills = 1 + static_cast<int>(rng() % 3);
     std::map<std::string, Object> survived;
