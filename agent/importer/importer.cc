@@ -99,10 +99,30 @@ struct Task {
   std::shared_ptr<ScopedFd> dir;
   // A file larger than the buffer that is almost surely new: the library
   // held no object when the run began and no file walked before it in this
-  // run has its size. It is copied while it is hashed, so it is read and
-  // hashed once instead of twice; were it a duplicate after all, the copy
-  // is dropped.
+  // run has its size (SizesSeen). It is copied while it is hashed, so it is
+  // read and hashed once instead of twice; were it a duplicate after all,
+  // the copy is dropped.
   bool single_pass = false;
+};
+
+// The sizes of the large files walked so far, in fixed memory (64 KiB): a
+// set bit may stand for another size too, which only costs that file the
+// two-pass copy.
+class SizesSeen {
+ public:
+  // Whether `size` may have been seen before; records it.
+  bool CheckAndSet(uint64_t size) {
+    const uint64_t bit = (size * 0x9E3779B97F4A7C15ull) >> (64 - kBitsLog2);
+    uint64_t& word = words_[bit / 64];
+    const uint64_t mask = uint64_t{1} << (bit % 64);
+    const bool seen = (word & mask) != 0;
+    word |= mask;
+    return seen;
+  }
+
+ private:
+  static constexpr int kBitsLog2 = 19;
+  std::vector<uint64_t> words_ = std::vector<uint64_t>((size_t{1} << kBitsLog2) / 64);
 };
 
 // An object this run is putting into FileLib, not yet published.
@@ -212,9 +232,9 @@ class Importer {
   std::future<absl::Status> flushing_;
   std::mutex summary_mu_;  // summary_ counters touched by the flush thread too
   dev_t lib_dev_ = 0;
-  size_t buffer_bytes_ = 0;         // per worker, a multiple of kDirectIoAlign
-  bool fresh_library_ = false;      // no FileLib object when the run began
-  std::set<uint64_t> large_sizes_;  // of files over the buffer, walked so far
+  size_t buffer_bytes_ = 0;     // per worker, a multiple of kDirectIoAlign
+  bool fresh_library_ = false;  // no FileLib object when the run began
+  SizesSeen large_sizes_;       // of files over the buffer, walked so far
   int jobs_ = 2;
   double sync_seconds_ = 0;
 };
@@ -286,7 +306,7 @@ absl::Status Importer::Dispatch(PackageState* pkg) {
     space_cv_.wait(lock, [&] { return queue_.size() < queue_limit_ || !fatal_.ok(); });
     if (!fatal_.ok()) return fatal_;
     const bool single_pass =
-        fresh_library_ && f.size > buffer_bytes_ && large_sizes_.insert(f.size).second;
+        fresh_library_ && f.size > buffer_bytes_ && !large_sizes_.CheckAndSet(f.size);
     queue_.push_back({pkg, i, dir, single_pass});
     work_cv_.notify_one();
   }
