@@ -111,7 +111,8 @@ class ContentLibrary {
   // EnsureObjectDir(hash) before its list is staged; PublishStaged then
   // takes it like the one above.
   absl::StatusOr<Staged> CreateStagingFile();
-  // Makes the object's prefix folder (FileLib/<first 4>), once per run.
+  // Makes the object's prefix folder (FileLib/<first 4>) if needed; only the
+  // first call per folder on this ContentLibrary touches the disk.
   absl::Status EnsureObjectDir(const Sha256Digest& hash);
   // Whether FileLib holds no object folder at all (a fresh library): then no
   // file can be a duplicate of an earlier run's object.

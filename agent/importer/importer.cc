@@ -163,6 +163,11 @@ class Importer {
   // stat when opened.
   absl::Status CopyWhileHashing(int fd, const struct stat& st, uint64_t size, AlignedBuffer& buf,
                                 FileResult* out, bool* fatal);
+  // Whether the file behind `fd` still has the size and mtime of `st`.
+  absl::Status CheckUnchanged(int fd, const struct stat& st, std::string_view while_what);
+  // Makes a written staged object durable (per file, or left to the batch
+  // sync with writeback started early) and closes it.
+  absl::Status CloseStaged(ScopedFd& fd, uint64_t size, bool tried_direct);
   // Writes data[0, n) at `off` (a multiple of kDirectIoAlign) of a staged
   // object: while *direct, the aligned head with O_DIRECT and the tail, which
   // ends the file, through the page cache.
@@ -302,11 +307,12 @@ absl::Status Importer::Dispatch(PackageState* pkg) {
       dir = std::make_shared<ScopedFd>(std::move(*opened));
       dir_index = f.dir;
     }
+    // Only this thread touches large_sizes_.
+    const bool single_pass =
+        fresh_library_ && f.size > buffer_bytes_ && !large_sizes_.CheckAndSet(f.size);
     std::unique_lock<std::mutex> lock(mu_);
     space_cv_.wait(lock, [&] { return queue_.size() < queue_limit_ || !fatal_.ok(); });
     if (!fatal_.ok()) return fatal_;
-    const bool single_pass =
-        fresh_library_ && f.size > buffer_bytes_ && !large_sizes_.CheckAndSet(f.size);
     queue_.push_back({pkg, i, dir, single_pass});
     work_cv_.notify_one();
   }
@@ -394,14 +400,7 @@ absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult
     }
   }
   out->hash = sha.Finish();
-  if (link) {
-    struct stat after {};
-    RETURN_IF_ERROR(fs_->Fstat(fd, &after));
-    if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
-        after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
-      return absl::FailedPreconditionError("changed while being hashed");
-    }
-  }
+  if (link) RETURN_IF_ERROR(CheckUnchanged(fd, st, "hashed"));
   RETURN_IF_ERROR(Decide(out->hash, &out->is_new));
   if (!out->is_new) return absl::OkStatus();
   // From here on this run owns the object: a failure stops the whole run,
@@ -433,15 +432,29 @@ absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult
     }
     if (verify.Finish() != out->hash) return absl::DataLossError("changed while being copied");
   }
-  if (options_.fsync_each_file) {
-    RETURN_IF_ERROR(fs_->Fsync(staged.fd.get()));
-  } else if (f.size >= kWritebackMin && !tried_direct) {
-    // Let the disk start on these bytes now rather than at the batch's sync.
-    (void)fs_->StartWriteback(staged.fd.get());
-  }
-  RETURN_IF_ERROR(staged.fd.Close());
+  RETURN_IF_ERROR(CloseStaged(staged.fd, f.size, tried_direct));
   *fatal = false;
   return absl::OkStatus();
+}
+
+absl::Status Importer::CheckUnchanged(int fd, const struct stat& st, std::string_view while_what) {
+  struct stat after {};
+  RETURN_IF_ERROR(fs_->Fstat(fd, &after));
+  if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+      after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
+    return absl::FailedPreconditionError(fmt::format("changed while being {}", while_what));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Importer::CloseStaged(ScopedFd& fd, uint64_t size, bool tried_direct) {
+  if (options_.fsync_each_file) {
+    RETURN_IF_ERROR(fs_->Fsync(fd.get()));
+  } else if (size >= kWritebackMin && !tried_direct) {
+    // Let the disk start on these bytes now rather than at the batch's sync.
+    (void)fs_->StartWriteback(fd.get());
+  }
+  return fd.Close();
 }
 
 absl::Status Importer::CopyWhileHashing(int fd, const struct stat& st, uint64_t size,
@@ -474,12 +487,7 @@ absl::Status Importer::CopyWhileHashing(int fd, const struct stat& st, uint64_t 
     off += n;
   }
   out->hash = sha.Finish();
-  struct stat after {};
-  RETURN_IF_ERROR(fs_->Fstat(fd, &after));
-  if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
-      after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
-    return absl::FailedPreconditionError("changed while being copied");
-  }
+  RETURN_IF_ERROR(CheckUnchanged(fd, st, "copied"));
   RETURN_IF_ERROR(Decide(out->hash, &out->is_new));
   if (!out->is_new) return absl::OkStatus();  // a duplicate after all: the copy goes
   *fatal = true;
@@ -489,12 +497,7 @@ absl::Status Importer::CopyWhileHashing(int fd, const struct stat& st, uint64_t 
     pending_[out->hash].staged = staged.name;
   }
   RETURN_IF_ERROR(lib_.EnsureObjectDir(out->hash));
-  if (options_.fsync_each_file) {
-    RETURN_IF_ERROR(fs_->Fsync(staged.fd.get()));
-  } else if (!tried_direct) {
-    (void)fs_->StartWriteback(staged.fd.get());
-  }
-  RETURN_IF_ERROR(staged.fd.Close());
+  RETURN_IF_ERROR(CloseStaged(staged.fd, size, tried_direct));
   *fatal = false;
   return absl::OkStatus();
 }
