@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <new>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "agent/contentlib/content_hash.h"
@@ -69,6 +71,70 @@ class AlignedBuffer {
  private:
   uint8_t* data_;
   size_t size_;
+};
+
+// A worker's writing thread: it writes one block of a copy while the worker
+// reads and hashes the next, so a direct write, which returns only once the
+// device has the bytes, does not leave the worker idle. One write at a time,
+// so a file's writes land in order.
+class BlockWriter {
+ public:
+  BlockWriter() : thread_([this] { Loop(); }) {}
+  BlockWriter(const BlockWriter&) = delete;
+  BlockWriter& operator=(const BlockWriter&) = delete;
+  ~BlockWriter() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  // Starts `write`; the previous one must have been waited for.
+  void Start(std::function<absl::Status()> write) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = std::move(write);
+      busy_ = true;
+    }
+    cv_.notify_all();
+  }
+  // Waits for the write started last, if any; its status.
+  absl::Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !busy_; });
+    return std::exchange(status_, absl::OkStatus());
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return job_ != nullptr || stop_; });
+      if (job_ == nullptr) return;
+      auto job = std::exchange(job_, nullptr);
+      lock.unlock();
+      absl::Status s = job();
+      lock.lock();
+      status_ = std::move(s);
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<absl::Status()> job_;
+  bool busy_ = false, stop_ = false;
+  absl::Status status_;
+  std::thread thread_;  // last: starts once the rest is initialized
+};
+
+// What a worker owns: its buffer and its writing thread.
+struct WorkerContext {
+  explicit WorkerContext(size_t buffer_bytes) : buf(buffer_bytes) {}
+  AlignedBuffer buf;
+  BlockWriter writer;
 };
 
 struct FileResult {
@@ -158,11 +224,18 @@ class Importer {
   absl::StatusOr<std::unique_ptr<PackageState>> Prepare(const PackageSpec& spec, bool* already);
   absl::Status Dispatch(PackageState* pkg);
   void WorkerLoop();
-  absl::Status ProcessFile(const Task& t, AlignedBuffer& buf, FileResult* out, bool* fatal);
+  absl::Status ProcessFile(const Task& t, WorkerContext& w, FileResult* out, bool* fatal);
   // The single-pass copy of a large file (Task::single_pass); `st` is its
   // stat when opened.
-  absl::Status CopyWhileHashing(int fd, const struct stat& st, uint64_t size, AlignedBuffer& buf,
+  absl::Status CopyWhileHashing(int fd, const struct stat& st, uint64_t size, WorkerContext& w,
                                 FileResult* out, bool* fatal);
+  // Copies [0, size) of `src` into the staged object `dst`, adding the bytes
+  // to *sha as they are written. The buffer's halves take turns: reading and
+  // hashing one block overlaps writing the one before. A read that comes
+  // back empty gives `shrank`; *write_failed tells a library error (the
+  // run's) from a legacy one (the package's).
+  absl::Status StreamToStaged(int src, int dst, uint64_t size, WorkerContext& w, Sha256* sha,
+                              bool* direct, const absl::Status& shrank, bool* write_failed);
   // Whether the file behind `fd` still has the size and mtime of `st`.
   absl::Status CheckUnchanged(int fd, const struct stat& st, std::string_view while_what);
   // Makes a written staged object durable (per file, or left to the batch
@@ -364,8 +437,8 @@ absl::Status Importer::WriteStaged(int fd, const uint8_t* data, size_t n, uint64
   return fs_->PWriteAll(fd, data, n, off);
 }
 
-absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult* out,
-                                   bool* fatal) {
+absl::Status Importer::ProcessFile(const Task& t, WorkerContext& w, FileResult* out, bool* fatal) {
+  AlignedBuffer& buf = w.buf;
   PackageState& pkg = *t.pkg;
   const WalkedFile& f = pkg.tree.files[t.file];
   ASSIGN_OR_RETURN(
@@ -382,7 +455,7 @@ absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult
   // change a library object. Copy those.
   const bool link = pkg.link_ok && st.st_nlink == 1 && !pkg.spec.keep_package_share;
   const bool whole = f.size <= buf.size();
-  if (!whole && !link && t.single_pass) return CopyWhileHashing(fd, st, f.size, buf, out, fatal);
+  if (!whole && !link && t.single_pass) return CopyWhileHashing(fd, st, f.size, w, out, fatal);
   const size_t block = std::min(buf.size(), kBlock);
   Sha256 sha;
   if (whole) {
@@ -426,19 +499,52 @@ absl::Status Importer::ProcessFile(const Task& t, AlignedBuffer& buf, FileResult
     RETURN_IF_ERROR(WriteStaged(staged.fd.get(), buf.data(), f.size, 0, &direct));
   } else {
     Sha256 verify;  // the bytes as written must still hash to the name
-    for (uint64_t off = 0; off < f.size;) {
-      ASSIGN_OR_RETURN(size_t n,
-                       fs_->PRead(fd, buf.data(), std::min<uint64_t>(block, f.size - off), off));
-      if (n == 0) return absl::DataLossError("shrank while being copied");
-      verify.Update(buf.data(), n);
-      RETURN_IF_ERROR(WriteStaged(staged.fd.get(), buf.data(), n, off, &direct));
-      off += n;
-    }
+    bool write_failed = false;
+    RETURN_IF_ERROR(StreamToStaged(fd, staged.fd.get(), f.size, w, &verify, &direct,
+                                   absl::DataLossError("shrank while being copied"),
+                                   &write_failed));
     if (verify.Finish() != out->hash) return absl::DataLossError("changed while being copied");
   }
   RETURN_IF_ERROR(CloseStaged(staged.fd, f.size, tried_direct));
   *fatal = false;
   return absl::OkStatus();
+}
+
+absl::Status Importer::StreamToStaged(int src, int dst, uint64_t size, WorkerContext& w,
+                                      Sha256* sha, bool* direct, const absl::Status& shrank,
+                                      bool* write_failed) {
+  // Halves stay multiples of kDirectIoAlign for direct writes; a buffer too
+  // small to split is used whole, writing in turn.
+  const size_t half = (w.buf.size() / 2) & ~(kDirectIoAlign - 1);
+  const bool overlap = half > 0;
+  const size_t block = std::min(overlap ? half : w.buf.size(), kBlock);
+  bool writing = false;
+  auto wait = [&]() -> absl::Status {
+    if (!writing) return absl::OkStatus();
+    writing = false;
+    absl::Status s = w.writer.Wait();
+    if (!s.ok()) *write_failed = true;
+    return s;
+  };
+  // Never leave with a write in flight: it uses the buffer and `dst`.
+  absl::Cleanup drain = [&] { (void)wait(); };
+  for (uint64_t off = 0, i = 0; off < size; ++i) {
+    uint8_t* p = w.buf.data() + (overlap ? (i % 2) * half : 0);
+    ASSIGN_OR_RETURN(size_t n, fs_->PRead(src, p, std::min<uint64_t>(block, size - off), off));
+    if (n == 0) return shrank;
+    sha->Update(p, n);
+    RETURN_IF_ERROR(wait());
+    if (overlap) {
+      w.writer.Start(
+          [this, dst, p, n, off, direct] { return WriteStaged(dst, p, n, off, direct); });
+      writing = true;
+    } else if (absl::Status s = WriteStaged(dst, p, n, off, direct); !s.ok()) {
+      *write_failed = true;
+      return s;
+    }
+    off += n;
+  }
+  return wait();
 }
 
 absl::Status Importer::CheckUnchanged(int fd, const struct stat& st, std::string_view while_what) {
@@ -462,7 +568,7 @@ absl::Status Importer::CloseStaged(ScopedFd& fd, uint64_t size, bool tried_direc
 }
 
 absl::Status Importer::CopyWhileHashing(int fd, const struct stat& st, uint64_t size,
-                                        AlignedBuffer& buf, FileResult* out, bool* fatal) {
+                                        WorkerContext& w, FileResult* out, bool* fatal) {
   // Failing to create or write a library file stops the run; a legacy file
   // that cannot be read fails only its package.
   *fatal = true;
@@ -477,18 +583,14 @@ absl::Status Importer::CopyWhileHashing(int fd, const struct stat& st, uint64_t 
   };
   bool direct = size >= kDirectMin && fs_->SetDirectIo(staged.fd.get(), true).ok();
   const bool tried_direct = direct;
-  const size_t block = std::min(buf.size(), kBlock);
   Sha256 sha;  // of the bytes as written
-  for (uint64_t off = 0; off < size;) {
-    ASSIGN_OR_RETURN(size_t n,
-                     fs_->PRead(fd, buf.data(), std::min<uint64_t>(block, size - off), off));
-    if (n == 0) return absl::FailedPreconditionError("shrank while being read");
-    sha.Update(buf.data(), n);
-    if (absl::Status s = WriteStaged(staged.fd.get(), buf.data(), n, off, &direct); !s.ok()) {
-      *fatal = true;
-      return s;
-    }
-    off += n;
+  bool write_failed = false;
+  absl::Status copied =
+      StreamToStaged(fd, staged.fd.get(), size, w, &sha, &direct,
+                     absl::FailedPreconditionError("shrank while being read"), &write_failed);
+  if (!copied.ok()) {
+    *fatal = write_failed;
+    return copied;
   }
   out->hash = sha.Finish();
   RETURN_IF_ERROR(CheckUnchanged(fd, st, "copied"));
@@ -594,7 +696,7 @@ void Importer::StagePackage(PackageState* pkg, absl::Status* fatal) {
 }
 
 void Importer::WorkerLoop() {
-  AlignedBuffer buf(buffer_bytes_);
+  WorkerContext w(buffer_bytes_);
   for (;;) {
     Task t;
     {
@@ -613,7 +715,7 @@ void Importer::WorkerLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       if (!fatal_.ok()) status = absl::CancelledError("the import stopped");
     }
-    if (status.ok()) status = ProcessFile(t, buf, &t.pkg->results[t.file], &fatal);
+    if (status.ok()) status = ProcessFile(t, w, &t.pkg->results[t.file], &fatal);
     t.dir.reset();
     FileFinished(t.pkg, f, status, fatal);
   }

@@ -156,6 +156,12 @@ absl::StatusOr<size_t> FaultFileSystem::PRead(int fd, void* buf, size_t n, uint6
 }
 
 absl::Status FaultFileSystem::PWriteAll(int fd, const void* buf, size_t n, uint64_t offset) {
+  std::function<void(int, uint64_t, size_t)> hook;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    hook = before_write_;
+  }
+  if (hook) hook(fd, offset, n);
   {
     std::lock_guard<std::mutex> l(mu_);
     if (refuse_direct_writes_ && direct_fds_.count(fd)) {

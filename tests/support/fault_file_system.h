@@ -75,6 +75,11 @@ class FaultFileSystem final : public FileSystem {
     std::lock_guard<std::mutex> l(mu_);
     before_read_ = std::move(hook);
   }
+  // Called before every write, outside the fake's lock.
+  void BeforeWrites(std::function<void(int fd, uint64_t offset, size_t n)> hook) {
+    std::lock_guard<std::mutex> l(mu_);
+    before_write_ = std::move(hook);
+  }
   uint64_t bytes_read() const { return bytes_read_.load(); }
   uint64_t bytes_written() const { return bytes_written_.load(); }
   // Crash at the k-th mutating call from now (1 = the next one); 0: never.
@@ -155,6 +160,7 @@ class FaultFileSystem final : public FileSystem {
   int64_t crash_at_ = 0;
   bool crashed_ = false;
   std::function<void(int, uint64_t)> before_read_;
+  std::function<void(int, uint64_t, size_t)> before_write_;
   std::atomic<uint64_t> bytes_read_{0}, bytes_written_{0};
   std::atomic<int64_t> saves_{0};  // Save() runs on the flush workers
   std::vector<Change> changes_;

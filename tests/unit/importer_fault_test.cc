@@ -4,8 +4,11 @@
 // library, and a re-run completes with a clean verify; ENOSPC, a failed
 // rename and a failed sync stop the run with a clear error, leave no temp
 // file and no legacy file touched, and a later run succeeds.
+#include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -393,6 +396,43 @@ TEST(ImporterFaultTest, ASinglePassCopyThatTurnsOutADuplicateIsDropped) {
       << "the race this test is about did not happen";
   t.CheckNoTemps();
   ExpectOneObjectOfBoth(t.content, "ABC00001");
+}
+
+// A copy's next block is read and hashed while the block before it is being
+// written: the first write of a.cab's copy is held until the second block's
+// read has begun, which never happens if the worker waits for its writes.
+TEST(ImporterFaultTest, ACopyReadsTheNextBlockWhileTheLastOneIsWritten) {
+  TwoLargeFiles t;
+  fs::remove_all(t.legacy + "/ABC00002");
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t highest_read = 0;
+  bool held = false, overlapped = false;
+  FaultFileSystem fault(t.dir / "scratch");
+  fault.BeforeReads(t.OnReadsOfA([&](uint64_t offset) {
+    std::lock_guard<std::mutex> lock(mu);
+    highest_read = std::max(highest_read, offset);
+    cv.notify_all();
+  }));
+  fault.BeforeWrites([&](int, uint64_t offset, size_t n) {
+    if (offset != 0 || n < 4096) return;  // the first block of a copy, not an INI
+    std::unique_lock<std::mutex> lock(mu);
+    if (held) return;
+    held = true;
+    overlapped = cv.wait_for(lock, std::chrono::seconds(5), [&] { return highest_read >= n; });
+  });
+  {
+    auto lib = ContentLibrary::Open(&fault, t.content);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    auto summary = ImportPackages(
+        **lib, {t.Specs()[0]}, {.mode = ImportMode::kCopy, .jobs = 1, .buffer_bytes = kSmallBuffer},
+        nullptr);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->bytes_stored, t.bytes.size());
+  }
+  EXPECT_TRUE(held) << "a.cab was not copied in blocks";
+  EXPECT_TRUE(overlapped) << "the second block was read only after the first was written";
+  t.CheckNoTemps();
 }
 
 // A file that grows while it is copied in one pass fails its own package
