@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -130,13 +131,6 @@ class BlockWriter {
   std::thread thread_;  // last: starts once the rest is initialized
 };
 
-// What a worker owns: its buffer and its writing thread.
-struct WorkerContext {
-  explicit WorkerContext(size_t buffer_bytes) : buf(buffer_bytes) {}
-  AlignedBuffer buf;
-  BlockWriter writer;
-};
-
 struct FileResult {
   Sha256Digest hash{};
   bool is_new = false;  // this run put the object in FileLib (copy or link)
@@ -169,6 +163,29 @@ struct Task {
   // read and hashed once instead of twice; were it a duplicate after all,
   // the copy is dropped.
   bool single_pass = false;
+};
+
+// What a worker owns: its buffer, its writing thread, and the file whose
+// copy that thread may still be writing.
+struct WorkerContext {
+  explicit WorkerContext(size_t buffer_bytes)
+      : buf(buffer_bytes), half((buffer_bytes / 2) & ~(kDirectIoAlign - 1)) {}
+  AlignedBuffer buf;
+  // Halves of buf, multiples of kDirectIoAlign for direct writes; 0 when buf
+  // is too small to split.
+  const size_t half;
+  BlockWriter writer;
+  // A file read whole into one half and written from it on `writer` while
+  // the worker goes on: it is reported finished only once the write and
+  // close are done, so no batch can publish it before.
+  struct Deferred {
+    Task task;
+    ScopedFd staged;
+    uint64_t size = 0;
+    bool tried_direct = false, direct = false;
+    uint8_t* half = nullptr;  // the half being written from
+  };
+  std::optional<Deferred> deferred;
 };
 
 // The sizes of the large files walked so far, in fixed memory (64 KiB): a
@@ -224,7 +241,12 @@ class Importer {
   absl::StatusOr<std::unique_ptr<PackageState>> Prepare(const PackageSpec& spec, bool* already);
   absl::Status Dispatch(PackageState* pkg);
   void WorkerLoop();
-  absl::Status ProcessFile(const Task& t, WorkerContext& w, FileResult* out, bool* fatal);
+  // Sets *deferred when the file's copy is left writing on w.writer: then
+  // FinishDeferred reports the file, not the caller.
+  absl::Status ProcessFile(const Task& t, WorkerContext& w, FileResult* out, bool* fatal,
+                           bool* deferred);
+  // Waits for w's deferred copy, if any, closes it and reports its file.
+  void FinishDeferred(WorkerContext& w);
   // The single-pass copy of a large file (Task::single_pass); `st` is its
   // stat when opened.
   absl::Status CopyWhileHashing(int fd, const struct stat& st, uint64_t size, WorkerContext& w,
@@ -437,7 +459,8 @@ absl::Status Importer::WriteStaged(int fd, const uint8_t* data, size_t n, uint64
   return fs_->PWriteAll(fd, data, n, off);
 }
 
-absl::Status Importer::ProcessFile(const Task& t, WorkerContext& w, FileResult* out, bool* fatal) {
+absl::Status Importer::ProcessFile(const Task& t, WorkerContext& w, FileResult* out, bool* fatal,
+                                   bool* deferred) {
   AlignedBuffer& buf = w.buf;
   PackageState& pkg = *t.pkg;
   const WalkedFile& f = pkg.tree.files[t.file];
@@ -455,18 +478,26 @@ absl::Status Importer::ProcessFile(const Task& t, WorkerContext& w, FileResult* 
   // change a library object. Copy those.
   const bool link = pkg.link_ok && st.st_nlink == 1 && !pkg.spec.keep_package_share;
   const bool whole = f.size <= buf.size();
+  // A file that fits in the half the writer is not using is read there;
+  // anything else waits for the writer to be done with the buffer.
+  uint8_t* data = buf.data();
+  if (whole && f.size <= w.half && w.deferred.has_value()) {
+    data = w.deferred->half == buf.data() ? buf.data() + w.half : buf.data();
+  } else {
+    FinishDeferred(w);
+  }
   if (!whole && !link && t.single_pass) return CopyWhileHashing(fd, st, f.size, w, out, fatal);
   const size_t block = std::min(buf.size(), kBlock);
   Sha256 sha;
   if (whole) {
     uint64_t got = 0;
     while (got < f.size) {
-      ASSIGN_OR_RETURN(size_t n, fs_->PRead(fd, buf.data() + got, f.size - got, got));
+      ASSIGN_OR_RETURN(size_t n, fs_->PRead(fd, data + got, f.size - got, got));
       if (n == 0) break;
       got += n;
     }
     if (got != f.size) return absl::FailedPreconditionError("shrank while being read");
-    sha.Update(buf.data(), f.size);
+    sha.Update(data, f.size);
   } else {
     for (uint64_t off = 0; off < f.size;) {
       ASSIGN_OR_RETURN(size_t n,
@@ -495,8 +526,25 @@ absl::Status Importer::ProcessFile(const Task& t, WorkerContext& w, FileResult* 
   }
   bool direct = f.size >= kDirectMin && fs_->SetDirectIo(staged.fd.get(), true).ok();
   const bool tried_direct = direct;
+  if (whole && direct && f.size <= w.half) {
+    // A direct write returns only once the device has the bytes: leave it
+    // to the writer and go on with the next file in the other half.
+    FinishDeferred(w);
+    w.deferred.emplace();
+    WorkerContext::Deferred& d = *w.deferred;
+    d.task = t;
+    d.staged = std::move(staged.fd);
+    d.size = f.size;
+    d.tried_direct = tried_direct;
+    d.direct = true;
+    d.half = data;
+    w.writer.Start(
+        [this, &d] { return WriteStaged(d.staged.get(), d.half, d.size, 0, &d.direct); });
+    *deferred = true;
+    return absl::OkStatus();
+  }
   if (whole) {
-    RETURN_IF_ERROR(WriteStaged(staged.fd.get(), buf.data(), f.size, 0, &direct));
+    RETURN_IF_ERROR(WriteStaged(staged.fd.get(), data, f.size, 0, &direct));
   } else {
     Sha256 verify;  // the bytes as written must still hash to the name
     bool write_failed = false;
@@ -508,6 +556,19 @@ absl::Status Importer::ProcessFile(const Task& t, WorkerContext& w, FileResult* 
   RETURN_IF_ERROR(CloseStaged(staged.fd, f.size, tried_direct));
   *fatal = false;
   return absl::OkStatus();
+}
+
+void Importer::FinishDeferred(WorkerContext& w) {
+  if (!w.deferred.has_value()) return;
+  WorkerContext::Deferred& d = *w.deferred;
+  absl::Status status = w.writer.Wait();
+  if (status.ok()) status = CloseStaged(d.staged, d.size, d.tried_direct);
+  Task t = std::move(d.task);
+  w.deferred.reset();  // closes the staged file if the write failed
+  const WalkedFile& f = t.pkg->tree.files[t.file];
+  t.dir.reset();
+  // The object was claimed for this run: failing to store it stops the run.
+  FileFinished(t.pkg, f, status, !status.ok());
 }
 
 absl::Status Importer::StreamToStaged(int src, int dst, uint64_t size, WorkerContext& w,
@@ -701,6 +762,12 @@ void Importer::WorkerLoop() {
     Task t;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      if (queue_.empty() && w.deferred.has_value()) {
+        // Nothing else to do: finish the copy so its package can complete.
+        lock.unlock();
+        FinishDeferred(w);
+        continue;
+      }
       work_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
       if (queue_.empty()) return;
       t = std::move(queue_.front());
@@ -715,7 +782,9 @@ void Importer::WorkerLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       if (!fatal_.ok()) status = absl::CancelledError("the import stopped");
     }
-    if (status.ok()) status = ProcessFile(t, w, &t.pkg->results[t.file], &fatal);
+    bool deferred = false;
+    if (status.ok()) status = ProcessFile(t, w, &t.pkg->results[t.file], &fatal, &deferred);
+    if (deferred) continue;
     t.dir.reset();
     FileFinished(t.pkg, f, status, fatal);
   }

@@ -4,6 +4,10 @@
 // library, and a re-run completes with a clean verify; ENOSPC, a failed
 // rename and a failed sync stop the run with a clear error, leave no temp
 // file and no legacy file touched, and a later run succeeds.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <filesystem>
@@ -433,6 +437,63 @@ TEST(ImporterFaultTest, ACopyReadsTheNextBlockWhileTheLastOneIsWritten) {
   EXPECT_TRUE(held) << "a.cab was not copied in blocks";
   EXPECT_TRUE(overlapped) << "the second block was read only after the first was written";
   t.CheckNoTemps();
+}
+
+// A file read whole is written from one half of the buffer while the worker
+// reads the next file into the other: the first file's write is held until
+// the second file's read has begun.
+TEST(ImporterFaultTest, AWholeFileIsWrittenWhileTheNextFileIsRead) {
+  dpr::testing::TempDir dir;
+  const std::string legacy = dir / "legacy", content = dir / "content";
+  fs::create_directories(dir / "scratch");
+  // Over kDirectMin (128 KiB), under half the buffer: written directly.
+  dpr::testing::MakeTree(legacy, {{"ABC00001/a.bin", std::string(200000, 'a')},
+                                  {"ABC00001/b.bin", std::string(200000, 'b')}});
+  {
+    int probe = ::open((legacy + "/ABC00001/a.bin").c_str(), O_RDONLY | O_DIRECT);
+    if (probe < 0) GTEST_SKIP() << "no O_DIRECT on " << legacy;
+    ::close(probe);
+  }
+  std::set<ino_t> legacy_files;
+  for (const char* name : {"a.bin", "b.bin"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((legacy + "/ABC00001/" + name).c_str(), &st), 0);
+    legacy_files.insert(st.st_ino);
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<ino_t> read;
+  bool held = false, overlapped = false;
+  FaultFileSystem fault(dir / "scratch");
+  fault.BeforeReads([&](int fd, uint64_t) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || legacy_files.count(st.st_ino) == 0) return;
+    std::lock_guard<std::mutex> lock(mu);
+    read.insert(st.st_ino);
+    cv.notify_all();
+  });
+  fault.BeforeWrites([&](int, uint64_t offset, size_t n) {
+    if (offset != 0 || n < 4096) return;  // a copy's bytes, not an INI
+    std::unique_lock<std::mutex> lock(mu);
+    if (held) return;
+    held = true;
+    overlapped = cv.wait_for(lock, std::chrono::seconds(5), [&] { return read.size() == 2; });
+  });
+  {
+    auto lib = ContentLibrary::Open(&fault, content);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    auto summary =
+        ImportPackages(**lib, {{"ABC00001", 1, legacy + "/ABC00001", false}},
+                       {.mode = ImportMode::kCopy, .jobs = 1, .buffer_bytes = 1 << 20}, nullptr);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->bytes_stored, 400000u);
+  }
+  EXPECT_TRUE(held) << "no copy was written";
+  EXPECT_TRUE(overlapped) << "the next file was read only after the first was written";
+  auto lib = ContentLibrary::OpenExisting(PosixFileSystem(), content);
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  EXPECT_TRUE((*lib)->IsCommitted({"ABC00001", 1}).value());
+  EXPECT_FALSE(fs::exists(legacy + "/ABC00001"));
 }
 
 // A file that grows while it is copied in one pass fails its own package
