@@ -163,11 +163,29 @@ TEST_F(AgentKillTest, KilledAtRandomInstantsLosesNothingAndResumes) {
     const std::string lib = content + "/SCCMContentLib";
     auto corpus = testing::MakeCorpus(legacy, 16, 20, 200000, rng());
     const char* mode = trial % 2 == 0 ? "copy" : "link";
-    // A 64 KiB buffer streams the larger files: in copy mode the first run
-    // copies them while hashing them, restarts hash them first.
-    const std::vector<std::string> argv = {
-        Agent(),  "convert", "--legacy-root", legacy, "--content-root", content, "--mode", mode,
-        "--jobs", "2",       "--batch-mib",   "2",    "--buffer-kib",   "64",    "-o",     "json"};
+    // Buffers of 64 and 512 KiB take turns among each mode's trials. 64 KiB
+    // streams the larger files: in copy mode the first run copies them
+    // while hashing them (restarts hash them first), writing each block
+    // while reading the next. 512 KiB reads every file whole, and copies
+    // from 128 KiB up are written on the worker's writing thread while
+    // the worker reads the next file.
+    const char* buffer_kib = (trial / 2) % 2 == 0 ? "64" : "512";
+    const std::vector<std::string> argv = {Agent(),
+                                           "convert",
+                                           "--legacy-root",
+                                           legacy,
+                                           "--content-root",
+                                           content,
+                                           "--mode",
+                                           mode,
+                                           "--jobs",
+                                           "2",
+                                           "--batch-mib",
+                                           "2",
+                                           "--buffer-kib",
+                                           buffer_kib,
+                                           "-o",
+                                           "json"};
     // Up to three kills per trial: a restart can be killed too.
     const int kills = 1 + static_cast<int>(rng() % 3);
     std::map<std::string, Object> survived;
