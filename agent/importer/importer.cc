@@ -574,11 +574,10 @@ void Importer::FinishDeferred(WorkerContext& w) {
 absl::Status Importer::StreamToStaged(int src, int dst, uint64_t size, WorkerContext& w,
                                       Sha256* sha, bool* direct, const absl::Status& shrank,
                                       bool* write_failed) {
-  // Halves stay multiples of kDirectIoAlign for direct writes; a buffer too
-  // small to split is used whole, writing in turn.
-  const size_t half = (w.buf.size() / 2) & ~(kDirectIoAlign - 1);
-  const bool overlap = half > 0;
-  const size_t block = std::min(overlap ? half : w.buf.size(), kBlock);
+  // A buffer too small to split (w.half == 0) is used whole: each read
+  // then waits for the write before it.
+  const bool overlap = w.half > 0;
+  const size_t block = std::min(overlap ? w.half : w.buf.size(), kBlock);
   bool writing = false;
   auto wait = [&]() -> absl::Status {
     if (!writing) return absl::OkStatus();
@@ -590,19 +589,14 @@ absl::Status Importer::StreamToStaged(int src, int dst, uint64_t size, WorkerCon
   // Never leave with a write in flight: it uses the buffer and `dst`.
   absl::Cleanup drain = [&] { (void)wait(); };
   for (uint64_t off = 0, i = 0; off < size; ++i) {
-    uint8_t* p = w.buf.data() + (overlap ? (i % 2) * half : 0);
+    uint8_t* p = w.buf.data() + (overlap ? (i % 2) * w.half : 0);
+    if (!overlap) RETURN_IF_ERROR(wait());
     ASSIGN_OR_RETURN(size_t n, fs_->PRead(src, p, std::min<uint64_t>(block, size - off), off));
     if (n == 0) return shrank;
     sha->Update(p, n);
     RETURN_IF_ERROR(wait());
-    if (overlap) {
-      w.writer.Start(
-          [this, dst, p, n, off, direct] { return WriteStaged(dst, p, n, off, direct); });
-      writing = true;
-    } else if (absl::Status s = WriteStaged(dst, p, n, off, direct); !s.ok()) {
-      *write_failed = true;
-      return s;
-    }
+    w.writer.Start([this, dst, p, n, off, direct] { return WriteStaged(dst, p, n, off, direct); });
+    writing = true;
     off += n;
   }
   return wait();
