@@ -280,6 +280,16 @@ class Importer {
   absl::Status WaitForFlush();
   absl::Status Flush(std::vector<std::unique_ptr<PackageState>> batch,
                      std::vector<std::pair<Sha256Digest, PendingObject>> objects);
+  // A batch of the last few packages would be flushed on its own after the
+  // workers are done, two syncs that overlap nothing (~0.15 s for 3 packages
+  // of the 2 GiB bench corpus). When what is left looks under an eighth of a
+  // batch (by count, and by size at the average package so far), it joins
+  // the current batch instead. A larger rest is better hashed while the
+  // current batch is flushed.
+  bool SmallRemainder(size_t packages_left, uint64_t average_bytes) const {
+    return packages_left * 8 <= options_.batch_packages &&
+           packages_left * average_bytes * 8 <= options_.batch_bytes;
+  }
   absl::Status TimedSync() {
     Timer t(&sync_seconds_);
     return lib_.Sync();
@@ -1091,7 +1101,10 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
   for (int i = 0; i < jobs; ++i) workers.emplace_back([this] { WorkerLoop(); });
 
   absl::Status status;
-  for (const PackageSpec& spec : specs) {
+  uint64_t dispatched_bytes = 0;
+  size_t dispatched = 0;
+  for (size_t index = 0; index < specs.size(); ++index) {
+    const PackageSpec& spec = specs[index];
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!fatal_.ok()) {  // a worker or the flush thread failed
@@ -1140,6 +1153,8 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
       summary_.bytes_read += pkg->tree.bytes;
     }
     batch_bytes_ += pkg->tree.bytes;
+    dispatched_bytes += pkg->tree.bytes;
+    ++dispatched;
     PackageState* raw = pkg.get();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -1147,7 +1162,8 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
     }
     status = Dispatch(raw);
     if (!status.ok()) break;
-    if (batch_bytes_ >= options_.batch_bytes || in_flight_.size() >= options_.batch_packages) {
+    if ((batch_bytes_ >= options_.batch_bytes || in_flight_.size() >= options_.batch_packages) &&
+        !SmallRemainder(specs.size() - index - 1, dispatched_bytes / dispatched)) {
       status = WaitAllInFlight();
       if (status.ok()) status = StartFlush();
       if (!status.ok()) break;

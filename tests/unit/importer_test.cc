@@ -233,6 +233,46 @@ TEST_F(ImporterTest, HostilePackageFailsAloneAndStaysUntouched) {
   EXPECT_TRUE(lib_->Verify()->ok());
 }
 
+// A rest of an eighth of a batch or less joins the batch before it rather
+// than being flushed alone after the workers are done; a larger rest, or
+// one too large by bytes, gets its own batch.
+TEST_F(ImporterTest, AFewPackagesLeftJoinTheBatchBeforeThem) {
+  auto corpus = dpr::testing::MakeCorpus(legacy_, 18, 4, 20000, /*seed=*/5);
+  std::vector<PackageSpec> specs = Specs();
+  ASSERT_EQ(specs.size(), 18u);
+  struct Case {
+    size_t packages;
+    ImportOptions options;
+    uint64_t batches;
+  };
+  const Case cases[] = {
+      {17, {.batch_packages = 8}, 2u},                     // 8, then 8 + the last one
+      {18, {.batch_packages = 8}, 3u},                     // 8, 8, and a rest of 2
+      {17, {.batch_bytes = 1, .batch_packages = 8}, 17u},  // the last one's bytes: alone
+  };
+  int round = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message()
+                 << c.packages << " packages, batch_bytes " << c.options.batch_bytes);
+    auto lib =
+        ContentLibrary::Open(PosixFileSystem(), dir_ / ("content-" + std::to_string(++round)));
+    ASSERT_OK(lib);
+    std::vector<PackageSpec> some(specs.begin(), specs.begin() + c.packages);
+    for (auto& s : some) s.keep_package_share = true;  // the next case reads them again
+    ImportOptions options = c.options;
+    options.mode = ImportMode::kCopy;
+    options.jobs = 2;
+    auto summary = ImportPackages(**lib, some, options, nullptr);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->packages_done, c.packages);
+    EXPECT_EQ(summary->batches, c.batches);
+    auto verify = (*lib)->Verify();
+    ASSERT_OK(verify);
+    EXPECT_TRUE(verify->ok());
+    EXPECT_EQ(verify->contents, c.packages);
+  }
+}
+
 TEST_F(ImporterTest, ManySmallBatchesWithAFailureInTheMiddle) {
   // Every package is its own batch, so flushes overlap the next package; the
   // failed package's objects that nobody else uses are removed at the end.
