@@ -5,13 +5,18 @@
 # (A B C A B C ...) and medians reported, as TOOLCHAIN.md advises.
 #
 # Usage: tests/bench/convert_bench.sh [--size 2G] [--rounds 3] [--dir DIR] [--jobs N]
-#                                     [--journal-mib N]
+#                                     [--journal-mib N] [--by-size]
 #   --dir DIR   work there (default: a fresh loop-mounted ext4 when run as
 #               root, else a temp folder; the root filesystem is noisy for
 #               file-creating workloads). The loop device does direct I/O to
 #               its image file, as a disk would: a buffered loop caches every
 #               block twice and its kernel thread copies it, which made
 #               `cp -r + sync` vary 2.6-7.9 s here.
+#   --by-size   then run the same comparison on three parts of the corpus,
+#               each with its folders: files under 128 KiB (written through
+#               the page cache), 128 KiB to 8 MiB (read whole, written
+#               direct), over 8 MiB (streamed). It shows where the time goes:
+#               small files cost inodes and renames, the others bytes.
 #   --journal-mib N  journal of that loop filesystem (default 1024). mke2fs
 #               sizes the journal by the filesystem: 64 MiB for the 12 GiB
 #               image, 1 GiB from 128 GiB up, which is what a DP's content
@@ -26,7 +31,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${BUILD_DIR:-$ROOT/build}/bin
-SIZE=2G ROUNDS=3 DIR="" JOBS=$(nproc) JOURNAL_MIB=1024
+SIZE=2G ROUNDS=3 DIR="" JOBS=$(nproc) JOURNAL_MIB=1024 BY_SIZE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) SIZE=$2; shift ;;
@@ -34,6 +39,7 @@ while [ $# -gt 0 ]; do
     --dir) DIR=$2; shift ;;
     --jobs) JOBS=$2; shift ;;
     --journal-mib) JOURNAL_MIB=$2; shift ;;
+    --by-size) BY_SIZE=1 ;;
     *) echo "convert_bench.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -112,3 +118,37 @@ python3 -c "print('ratios: copy/cp = %.2f (target <= 1.5; %.2f against cp -r + s
 rm -rf "$DIR/legacy" "$DIR/content" "$DIR/floor"; cp -r "$DIR/corpus" "$DIR/legacy"; mkdir "$DIR/floor"; sync
 python3 "$ROOT/tests/bench/format_floor.py" "$DIR/legacy" "$DIR/floor"
 rm -rf "$DIR/legacy" "$DIR/floor"
+
+[ "$BY_SIZE" = 1 ] || exit 0
+echo
+part_files() {  # NAME -> find's size test for that part (bytes)
+  case "$1" in
+    small) echo "-size -131072c" ;;
+    mid) echo "-size +131071c -size -8388609c" ;;
+    big) echo "-size +8388608c" ;;
+  esac
+}
+for part in small mid big; do
+  rm -rf "$DIR/part"; mkdir "$DIR/part"
+  # shellcheck disable=SC2046  # the size test is several words
+  (cd "$DIR/corpus" && find . -type f $(part_files $part) -print0 |
+    xargs -0 -r cp --parents -p -t "$DIR/part")
+  files=$(find "$DIR/part" -type f | wc -l); mib=$(du -sm --apparent-size "$DIR/part" | cut -f1)
+  declare -a PCPS=() PCOPY=() PLINK=()
+  for r in $(seq 1 "$ROUNDS"); do
+    for mode in copy link; do
+      rm -rf "$DIR/legacy" "$DIR/content"; sync; sleep 1
+      t0=$(now); cp -r "$DIR/part" "$DIR/legacy"; sync; t1=$(now)
+      if [ "$mode" = copy ]; then PCPS+=("$(secs "$t0" "$t1")"); fi
+      sleep 1
+      t0=$(now)
+      "$BIN/dp-agent" convert --legacy-root "$DIR/legacy" --content-root "$DIR/content" \
+        --mode "$mode" --jobs "$JOBS" -o json >/dev/null
+      t1=$(now)
+      if [ "$mode" = copy ]; then PCOPY+=("$(secs "$t0" "$t1")"); else PLINK+=("$(secs "$t0" "$t1")"); fi
+    done
+  done
+  a=$(median "${PCPS[@]}"); c=$(median "${PCOPY[@]}"); l=$(median "${PLINK[@]}")
+  python3 -c "print('part %-5s %6d files %5d MiB: cp -r + sync %.3fs, copy %.3fs (%.2fx), link %.3fs (%.2fx)' % ('$part', $files, $mib, $a, $c, $c/$a, $l, $l/$a))"
+done
+rm -rf "$DIR/part" "$DIR/legacy" "$DIR/content"
