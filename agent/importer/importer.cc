@@ -282,8 +282,8 @@ class Importer {
                      std::vector<std::pair<Sha256Digest, PendingObject>> objects);
   // A batch of the last few packages would be flushed on its own after the
   // workers are done, two syncs that overlap nothing (~0.15 s for 3 packages
-  // of the 2 GiB bench corpus). When what is left looks under an eighth of a
-  // batch (by count, and by size at the average package so far), it joins
+  // of the 2 GiB bench corpus). When what is left looks like at most an eighth
+  // of a batch (by count, and by size at the average package so far), it joins
   // the current batch instead. A larger rest is better hashed while the
   // current batch is flushed.
   bool SmallRemainder(size_t packages_left, uint64_t average_bytes) const {

@@ -40,8 +40,8 @@ struct ImportOptions {
   int jobs = 0;                         // 0: the machine's cores
   uint64_t batch_bytes = 512ull << 20;  // sync after this much was read...
   size_t batch_packages = 128;          // ...or this many packages, unless
-                                        // what is left is under an eighth
-                                        // of either: it joins this batch
+                                        // what is left is at most an eighth
+                                        // of both: it joins this batch
   // Also fsync every staged object and INI as it is written (the naive way,
   // kept to measure what batching saves; the batch syncs still run).
   bool fsync_each_file = false;

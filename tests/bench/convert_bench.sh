@@ -73,13 +73,16 @@ echo "bench: $SIZE corpus in $DIR ($(df -T "$DIR" | awk 'NR==2{print $2}')$JOURN
 [ -d "$DIR/corpus" ] || bash "$GEN" "$DIR/corpus" "$SIZE" --no-manifest >/dev/null
 python3 -c "import json;s=json.load(open('$DIR/corpus.stats.json'));print('corpus: %d files, %d packages, %.0f MiB, %.0f MiB unique (dedup ratio %.3f)'%(s['files'],s['packages'],s['bytes']/2**20,s['unique_bytes']/2**20,s['dedup_ratio']))"
 
+convert() {  # MODE: converts $DIR/legacy into $DIR/content, summary on stdout
+  "$BIN/dp-agent" convert --legacy-root "$DIR/legacy" --content-root "$DIR/content" \
+    --mode "$1" --jobs "$JOBS" -o json
+}
 # One round that is not counted: the first writes to a fresh filesystem's
 # block groups are slower (cp -r took 2.4 s in round 1 against 1.4-1.7 s
 # after, with the image preallocated or not; 7.8 s once), and a DP drive
 # in service is not fresh.
 rm -rf "$DIR/legacy" "$DIR/content"; cp -r "$DIR/corpus" "$DIR/legacy"; sync
-"$BIN/dp-agent" convert --legacy-root "$DIR/legacy" --content-root "$DIR/content" --mode copy \
-  --jobs "$JOBS" -o json >/dev/null
+convert copy >/dev/null
 now() { date +%s.%N; }
 secs() { python3 -c "print('%.3f' % ($2 - $1))"; }
 declare -a CP CPS DGST COPY LINK RSS_COPY RSS_LINK
@@ -142,8 +145,7 @@ for part in small mid big; do
       if [ "$mode" = copy ]; then PCPS+=("$(secs "$t0" "$t1")"); fi
       sleep 1
       t0=$(now)
-      "$BIN/dp-agent" convert --legacy-root "$DIR/legacy" --content-root "$DIR/content" \
-        --mode "$mode" --jobs "$JOBS" -o json >/dev/null
+      convert "$mode" >/dev/null
       t1=$(now)
       if [ "$mode" = copy ]; then PCOPY+=("$(secs "$t0" "$t1")"); else PLINK+=("$(secs "$t0" "$t1")"); fi
     done
