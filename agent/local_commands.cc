@@ -153,7 +153,7 @@ int RunConvert(const ConvertArgs& a) {
   if (a.preflight) return RunPreflight(a, *specs, *mode);
   auto lib = contentlib::ContentLibrary::Open(PosixFileSystem(), a.content_root);
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
-  std::vector<std::string> failures;
+  std::vector<std::string> failures, kept;
   auto summary = importer::ImportPackages(
       **lib, *specs,
       {.mode = *mode,
@@ -166,7 +166,11 @@ int RunConvert(const ConvertArgs& a) {
         if (e.kind == K::kPackageFailed) {
           failures.push_back(fmt::format("{}: {}", e.package_id, e.error.message()));
           std::fprintf(stderr, "failed: %s\n", failures.back().c_str());
-        } else if (e.kind == K::kPackageDone && a.verbose) {
+        } else if (e.kind == K::kPackageDone && !e.legacy_kept.empty()) {
+          kept.push_back(fmt::format("{}: {}", e.package_id, e.legacy_kept));
+          std::fprintf(stderr, "legacy folder kept: %s\n", kept.back().c_str());
+        }
+        if (e.kind == K::kPackageDone && a.verbose) {
           std::fprintf(stderr, "done: %s (%llu files, %s, %s new%s)\n", e.content_id.c_str(),
                        static_cast<unsigned long long>(e.files_total), Mib(e.bytes_total).c_str(),
                        Mib(e.bytes_stored).c_str(),
@@ -191,7 +195,8 @@ int RunConvert(const ConvertArgs& a) {
                      {"seconds_publish", s.seconds_publish},
                      {"batches", s.batches},
                      {"mode", std::string(importer::ModeName(*mode))},
-                     {"failures", failures}};
+                     {"failures", failures},
+                     {"legacy_kept", kept}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("packages  %llu converted (%llu already done), %llu failed\n",

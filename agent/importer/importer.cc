@@ -56,6 +56,23 @@ constexpr uint64_t kWritebackMin = 256 << 10;
 // them back cost more CPU than hashing them (measured in the issue 3 note).
 constexpr uint64_t kDirectMin = 128 << 10;
 
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+// Adds "'rel' why" to a list of kept files, naming the first few only.
+void NoteKept(std::string* kept, size_t* count, const std::string& rel, std::string_view why) {
+  constexpr size_t kNamed = 3;
+  if (++*count <= kNamed) {
+    if (!kept->empty()) *kept += "; ";
+    *kept += fmt::format("'{}' {}", rel, why);
+  }
+}
+void FinishKeptNote(std::string* kept, size_t count) {
+  constexpr size_t kNamed = 3;
+  if (count > kNamed) *kept += fmt::format(" (and {} more)", count - kNamed);
+}
+
 // A worker's buffer, aligned so O_DIRECT writes can be made from it.
 class AlignedBuffer {
  public:
@@ -297,7 +314,14 @@ class Importer {
   // Runs fn(0..n-1) on up to jobs_ threads (the workers are idle while a
   // batch is flushed); the first error stops the rest and is returned.
   absl::Status ParallelFor(size_t n, const std::function<absl::Status(size_t)>& fn);
-  void RemoveLegacy(const PackageState& pkg, bool* removed);
+  // Removes the package's walked files that still have the inode, size and
+  // mtime they were walked with, then its folders. A file that differs is
+  // left, named in *kept: the library holds the bytes it had.
+  void RemoveLegacy(const PackageState& pkg, bool* removed, std::string* kept);
+  // For a package committed by an earlier run: keeps in pkg->tree only the
+  // files the committed content holds (same path, size and time, and bytes
+  // that are the object's own inode or hash to it); *kept names the rest.
+  absl::Status KeepOnlyCommittedFiles(PackageState* pkg, std::string* kept);
   // The batch whose commit the last sync made durable: its legacy files go
   // and its packages are reported done.
   void FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch);
@@ -480,7 +504,7 @@ absl::Status Importer::ProcessFile(const Task& t, WorkerContext& w, FileResult* 
   struct stat st {};
   RETURN_IF_ERROR(fs_->Fstat(fd, &st));
   if (!S_ISREG(st.st_mode) || st.st_dev != f.dev || st.st_ino != f.ino ||
-      static_cast<uint64_t>(st.st_size) != f.size) {
+      static_cast<uint64_t>(st.st_size) != f.size || MtimeNs(st) != f.mtime_ns) {
     return absl::FailedPreconditionError("changed since the package was walked");
   }
   // A hard-linked file may have names outside the package, and a kept
@@ -1009,9 +1033,10 @@ void Importer::FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch)
   if (batch.empty()) return;
   // Legacy files may go now.
   std::vector<char> removed(batch.size(), 0);
+  std::vector<std::string> kept(batch.size());
   (void)ParallelFor(batch.size(), [&](size_t i) -> absl::Status {
     bool r = false;
-    if (!batch[i]->spec.keep_package_share) RemoveLegacy(*batch[i], &r);
+    if (!batch[i]->spec.keep_package_share) RemoveLegacy(*batch[i], &r, &kept[i]);
     removed[i] = r;
     return absl::OkStatus();
   });
@@ -1028,6 +1053,7 @@ void Importer::FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch)
     e.bytes_stored = pkg.bytes_stored;
     e.bytes_deduplicated = pkg.bytes_dedup;
     e.legacy_removed = removed[i] != 0;
+    e.legacy_kept = std::move(kept[i]);
     Emit(e);
   }
 }
@@ -1056,8 +1082,10 @@ absl::Status Importer::ParallelFor(size_t n, const std::function<absl::Status(si
   return first;
 }
 
-void Importer::RemoveLegacy(const PackageState& pkg, bool* removed) {
+void Importer::RemoveLegacy(const PackageState& pkg, bool* removed, std::string* kept) {
   *removed = false;
+  size_t n_kept = 0;
+  absl::Cleanup note = [&] { FinishKeptNote(kept, n_kept); };
   std::map<size_t, ScopedFd> dirs;
   auto dir_fd = [&](size_t index) -> int {
     auto it = dirs.find(index);
@@ -1070,20 +1098,87 @@ void Importer::RemoveLegacy(const PackageState& pkg, bool* removed) {
     int fd = dir_fd(f.dir);
     if (fd < 0) return;
     struct stat st {};
-    // Only the very file that was imported is removed.
-    if (!fs_->FstatAt(fd, f.name, &st, AT_SYMLINK_NOFOLLOW).ok() || st.st_ino != f.ino ||
-        st.st_dev != f.dev) {
+    // Only the very file that was imported, as it was, is removed: one
+    // written to since may hold bytes the library does not.
+    auto found = fs_->StatIfExists(fd, f.name, &st);
+    if (!found.ok()) return;
+    if (!*found) continue;
+    if (st.st_ino != f.ino || st.st_dev != f.dev) {
+      NoteKept(kept, &n_kept, f.rel, "was replaced after it was imported");
+      continue;
+    }
+    if (static_cast<uint64_t>(st.st_size) != f.size || MtimeNs(st) != f.mtime_ns) {
+      NoteKept(kept, &n_kept, f.rel, "changed after it was imported");
       continue;
     }
     if (!fs_->UnlinkAt(fd, f.name, 0).ok()) return;
   }
+  // A folder still holding a file (kept, or new) stays; the others go.
+  bool all_gone = true;
   for (size_t i = pkg.tree.dirs.size(); i-- > 1;) {
     int parent = dir_fd(pkg.tree.dirs[i].parent);
-    if (parent < 0 || !fs_->UnlinkAt(parent, pkg.tree.dirs[i].name, AT_REMOVEDIR).ok()) return;
+    if (parent < 0) return;
     dirs.erase(i);
+    if (!fs_->UnlinkAt(parent, pkg.tree.dirs[i].name, AT_REMOVEDIR).ok()) all_gone = false;
+  }
+  if (!all_gone) {
+    if (n_kept == 0) *kept = "its folder holds files that were not imported";
+    return;
   }
   dirs.clear();
   *removed = fs_->UnlinkAt(AT_FDCWD, pkg.spec.location, AT_REMOVEDIR).ok();
+}
+
+absl::Status Importer::KeepOnlyCommittedFiles(PackageState* pkg, std::string* kept) {
+  ASSIGN_OR_RETURN(contentlib::ContentRecord record, lib_.Lookup(pkg->id));
+  std::map<std::string_view, const contentlib::FileRecord*> by_rel;
+  for (const auto& r : record.files) by_rel[r.rel_path] = &r;
+  std::vector<WalkedFile> verified;
+  std::vector<uint8_t> buf;
+  std::map<size_t, ScopedFd> dirs;
+  size_t n_kept = 0;
+  for (WalkedFile& f : pkg->tree.files) {
+    auto it = by_rel.find(f.rel);
+    if (it == by_rel.end()) {
+      NoteKept(kept, &n_kept, f.rel, "is not in the converted content");
+      continue;
+    }
+    const contentlib::FileRecord& r = *it->second;
+    if (r.size != f.size || r.time_modified != contentlib::UnixNanosToFiletime(f.mtime_ns)) {
+      NoteKept(kept, &n_kept, f.rel, "changed after it was converted");
+      continue;
+    }
+    // A linked file is the object itself; a copy must hash to it.
+    struct stat object {};
+    ASSIGN_OR_RETURN(
+        bool has_object,
+        fs_->StatIfExists(lib_.lib_fd(), contentlib::FileLibObject(ToHex(r.hash)), &object));
+    if (!has_object) {
+      NoteKept(kept, &n_kept, f.rel, "has no object in FileLib");
+      continue;
+    }
+    if (object.st_ino != f.ino || object.st_dev != f.dev) {
+      auto dir = dirs.find(f.dir);
+      if (dir == dirs.end()) {
+        ASSIGN_OR_RETURN(ScopedFd opened, OpenWalkedDir(fs_, pkg->root.get(), pkg->tree, f.dir));
+        dir = dirs.emplace(f.dir, std::move(opened)).first;
+      }
+      ASSIGN_OR_RETURN(int fd, fs_->OpenAt(dir->second.get(), f.name,
+                                           O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
+      ScopedFd file(fs_, fd);
+      if (buf.empty()) buf.resize(kBlock);
+      uint64_t read = 0;
+      auto hash = HashFile(fs_, fd, buf, &read);
+      if (!hash.ok() || read != f.size || *hash != r.hash) {
+        NoteKept(kept, &n_kept, f.rel, "does not hash to its converted copy");
+        continue;
+      }
+    }
+    verified.push_back(std::move(f));
+  }
+  FinishKeptNote(kept, n_kept);
+  pkg->tree.files = std::move(verified);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& specs) {
@@ -1126,13 +1221,22 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
     if (already) {
       // Committed by an earlier run: only its legacy clean-up may be left.
       bool removed = false;
+      std::string kept;
       if (!spec.keep_package_share) {
         auto fd = fs_->OpenAt(AT_FDCWD, spec.location, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
         if (fd.ok()) {
           pkg->root = ScopedFd(fs_, *fd);
           if (auto tree = WalkPackage(fs_, *fd); tree.ok()) {
             pkg->tree = std::move(*tree);
-            RemoveLegacy(*pkg, &removed);
+            std::string unverified;
+            absl::Status checked = KeepOnlyCommittedFiles(pkg.get(), &unverified);
+            if (checked.ok()) {
+              RemoveLegacy(*pkg, &removed, &kept);
+              if (!unverified.empty()) kept = unverified;
+            } else {
+              kept = fmt::format("its files could not be checked against the library: {}",
+                                 checked.message());
+            }
           }
         }
       }
@@ -1144,6 +1248,7 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
       ImportEvent e = Event(ImportEvent::Kind::kPackageDone, *pkg);
       e.already_done = true;
       e.legacy_removed = removed;
+      e.legacy_kept = std::move(kept);
       Emit(e);
       continue;
     }

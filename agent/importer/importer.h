@@ -62,6 +62,10 @@ struct ImportEvent {
   uint64_t bytes_deduplicated = 0;  // already in FileLib
   bool already_done = false;
   bool legacy_removed = false;
+  // Set when the legacy folder should have gone but some of its files were
+  // left because the library may not hold their bytes (changed since they
+  // were imported, or new): which, and why.
+  std::string legacy_kept;
   std::string current_file;
   absl::Status error;
 };

@@ -27,6 +27,13 @@ std::shared_ptr<spdlog::logger> Log() { return ComponentLogger(kComponent); }
 
 v1::ImportMode AutoMode() { return v1::IMPORT_MODE_AUTO; }
 
+// What became of a converted package's legacy folder, for its status message.
+std::string LegacyNote(const v1::PackageDone& p) {
+  if (p.legacy_removed()) return "";
+  if (p.legacy_kept().empty()) return "; its package share is kept";
+  return "; its legacy folder is kept: " + p.legacy_kept();
+}
+
 void FillRef(const sitedb::ConversionPackage& p, v1::PackageRef* ref) {
   ref->set_package_id(p.package_id);
   ref->set_source_version(static_cast<uint32_t>(p.source_version));
@@ -427,7 +434,7 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
           Message(job, sitedb::kMsgPackageDistributedToDp, 'I', p.package_id(),
                   fmt::format("package {} is in the content library on '{}'{}{}", p.package_id(),
                               job.server, p.already_done() ? " (converted earlier)" : "",
-                              p.legacy_removed() ? "" : "; its package share is kept"));
+                              LegacyNote(p)));
           break;
         }
         case v1::ConvertEvent::kPackageFailed: {

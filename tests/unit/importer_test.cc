@@ -5,10 +5,12 @@
 // library's remove and verify keep and check the references.
 #include "agent/importer/importer.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "agent/contentlib/content_library.h"
@@ -209,6 +211,84 @@ TEST_F(ImporterTest, RerunCopiesNothingAgain) {
     EXPECT_EQ(e.kind, ImportEvent::Kind::kPackageDone);
     EXPECT_TRUE(e.already_done);
   }
+}
+
+// A re-run finishes the legacy clean-up of packages converted earlier, but
+// removes only files the committed content holds as they are now: one grown
+// since, one rewritten with its old size and time, and one added stay.
+TEST_F(ImporterTest, ARerunRemovesOnlyLegacyFilesTheLibraryHolds) {
+  const std::string pkg = legacy_ + "/ABC00001";
+  MakeTree(pkg, {{"same.bin", "converted bytes"},
+                 {"sub/grown.txt", "short"},
+                 {"sub/swapped.bin", "0123456789"}});
+  ASSERT_TRUE(Import(Specs({"ABC00001"}), ImportMode::kCopy).ok());  // the share is kept
+  struct stat st {};
+  ASSERT_EQ(::stat((pkg + "/sub/swapped.bin").c_str(), &st), 0);
+  const struct timespec converted_times[2] = {st.st_atim, st.st_mtim};
+  auto rewrite_swapped = [&](const char* bytes) {
+    std::ofstream(pkg + "/sub/swapped.bin", std::ios::trunc) << bytes;
+    ASSERT_EQ(::utimensat(AT_FDCWD, (pkg + "/sub/swapped.bin").c_str(), converted_times, 0), 0);
+  };
+  std::ofstream(pkg + "/sub/grown.txt", std::ios::app) << " and longer";
+  rewrite_swapped("9876543210");
+  std::ofstream(pkg + "/new.txt") << "added after the conversion";
+
+  auto again = Import(Specs(), ImportMode::kCopy);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->packages_already, 1u);
+  ASSERT_EQ(events_.size(), 1u);
+  const ImportEvent& e = events_[0];
+  EXPECT_TRUE(e.already_done);
+  EXPECT_FALSE(e.legacy_removed);
+  EXPECT_THAT(e.legacy_kept, HasSubstr("'sub/grown.txt' changed after it was converted"));
+  EXPECT_THAT(e.legacy_kept, HasSubstr("'sub/swapped.bin' does not hash to its converted copy"));
+  EXPECT_THAT(e.legacy_kept, HasSubstr("'new.txt' is not in the converted content"));
+  EXPECT_FALSE(fs::exists(pkg + "/same.bin"));
+  EXPECT_EQ(ReadFile(pkg + "/sub/grown.txt"), "short and longer");
+  EXPECT_EQ(ReadFile(pkg + "/sub/swapped.bin"), "9876543210");
+  EXPECT_EQ(ReadFile(pkg + "/new.txt"), "added after the conversion");
+
+  // Once they are back as converted, the next run removes the folder.
+  rewrite_swapped("0123456789");
+  fs::remove(pkg + "/sub/grown.txt");
+  fs::remove(pkg + "/new.txt");
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_TRUE(events_[0].legacy_removed) << events_[0].legacy_kept;
+  EXPECT_FALSE(fs::exists(pkg));
+}
+
+// A legacy file written to after its package was imported, before the
+// package's commit is durable and its legacy files go, is left in place:
+// the library holds the bytes it had, not the ones it has.
+TEST_F(ImporterTest, AFileChangedAfterItsImportIsNotRemoved) {
+  MakeTree(legacy_ + "/ABC00001", {{"a.txt", "as imported"}, {"b.txt", "untouched"}});
+  MakeTree(legacy_ + "/ABC00002", {{"c.txt", "second package"}});
+  const std::string a = legacy_ + "/ABC00001/a.txt";
+  events_.clear();
+  // ABC00001 is a batch of its own, flushed before ABC00002 starts; its
+  // legacy files go only once the next sync has made its commit durable.
+  auto summary = ImportPackages(
+      *lib_, Specs(), {.mode = ImportMode::kCopy, .jobs = 1, .batch_packages = 1},
+      [&](const ImportEvent& e) {
+        if (e.kind == ImportEvent::Kind::kPackageStarted && e.package_id == "ABC00002") {
+          std::ofstream(a, std::ios::app) << ", then changed";
+        }
+        events_.push_back(e);
+      });
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->packages_done, 2u);
+  EXPECT_EQ(summary->batches, 2u) << "ABC00002 joined the batch before it";
+  auto one = Of("ABC00001");
+  ASSERT_FALSE(one.empty());
+  EXPECT_EQ(one.back().kind, ImportEvent::Kind::kPackageDone);
+  EXPECT_FALSE(one.back().legacy_removed);
+  EXPECT_THAT(one.back().legacy_kept, HasSubstr("'a.txt' changed after it was imported"));
+  EXPECT_EQ(ReadFile(a), "as imported, then changed");
+  EXPECT_FALSE(fs::exists(legacy_ + "/ABC00001/b.txt"));
+  EXPECT_TRUE(Of("ABC00002").back().legacy_removed);
+  EXPECT_FALSE(fs::exists(legacy_ + "/ABC00002"));
+  ExpectReadsBack({{"ABC00001/a.txt", "as imported"}, {"ABC00001/b.txt", "untouched"}});
 }
 
 TEST_F(ImporterTest, HostilePackageFailsAloneAndStaysUntouched) {
