@@ -227,8 +227,9 @@ class SizesSeen {
 
 // An object this run is putting into FileLib, not yet published.
 struct PendingObject {
-  std::string staged;  // temp name in FileLib, or "" when hard-linked in place
-  size_t users = 0;    // successful packages of the batch that use it
+  std::string staged;    // temp name in FileLib, or "" when hard-linked in place
+  size_t users = 0;      // successful packages of the batch that use it
+  size_t relied_on = 0;  // files that took it as stored while it was pending
 };
 
 class Importer {
@@ -327,6 +328,10 @@ class Importer {
   void FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch);
   void FailPackage(const PackageState& pkg, absl::Status status);
   absl::Status Decide(const Sha256Digest& hash, bool* is_new);
+  // Gives back an object this run claimed (Decide set *is_new) and whose
+  // copy failed, deleting the copy, if no other file has taken it as stored
+  // meanwhile. Returns whether it did; a later file may then claim it anew.
+  bool Unclaim(const Sha256Digest& hash, ContentLibrary::Staged* staged);
   absl::Status SpaceError(const absl::Status& cause);
 
   ContentLibrary& lib_;
@@ -454,7 +459,11 @@ absl::Status Importer::Dispatch(PackageState* pkg) {
 
 absl::Status Importer::Decide(const Sha256Digest& hash, bool* is_new) {
   // Under pending_mu_: this run has already taken the object on.
-  auto taken = [&] { return pending_.count(hash) > 0 || publishing_.count(hash) > 0; };
+  auto taken = [&] {
+    auto it = pending_.find(hash);
+    if (it != pending_.end()) ++it->second.relied_on;
+    return it != pending_.end() || publishing_.count(hash) > 0;
+  };
   {
     std::lock_guard<std::mutex> lock(pending_mu_);
     if (taken()) {
@@ -471,6 +480,19 @@ absl::Status Importer::Decide(const Sha256Digest& hash, bool* is_new) {
     *is_new = true;
   }
   return absl::OkStatus();
+}
+
+bool Importer::Unclaim(const Sha256Digest& hash, ContentLibrary::Staged* staged) {
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    auto it = pending_.find(hash);
+    if (it == pending_.end() || it->second.relied_on > 0) return false;
+    pending_.erase(it);
+  }
+  staged->fd.Reset();
+  // A temp left by a failed unlink is swept by the next run.
+  (void)fs_->UnlinkAt(lib_.lib_fd(), staged->name, 0);
+  return true;
 }
 
 absl::Status Importer::WriteStaged(int fd, const uint8_t* data, size_t n, uint64_t off,
@@ -582,10 +604,20 @@ absl::Status Importer::ProcessFile(const Task& t, WorkerContext& w, FileResult* 
   } else {
     Sha256 verify;  // the bytes as written must still hash to the name
     bool write_failed = false;
-    RETURN_IF_ERROR(StreamToStaged(fd, staged.fd.get(), f.size, w, &verify, &direct,
-                                   absl::DataLossError("shrank while being copied"),
-                                   &write_failed));
-    if (verify.Finish() != out->hash) return absl::DataLossError("changed while being copied");
+    absl::Status copied =
+        StreamToStaged(fd, staged.fd.get(), f.size, w, &verify, &direct,
+                       absl::FailedPreconditionError("shrank while being copied"), &write_failed);
+    if (copied.ok() && verify.Finish() != out->hash) {
+      copied = absl::FailedPreconditionError("changed while being copied");
+    }
+    if (!copied.ok()) {
+      // A failed library write stops the run. A legacy file that changed
+      // under its copy fails only its package, unless another file already
+      // took the object as stored: then the run stops, as it cannot keep
+      // that promise.
+      if (!write_failed && Unclaim(out->hash, &staged)) *fatal = false;
+      return copied;
+    }
   }
   RETURN_IF_ERROR(CloseStaged(staged.fd, f.size, tried_direct));
   *fatal = false;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -532,6 +533,62 @@ TEST(ImporterFaultTest, AFileChangedDuringASinglePassCopyFailsOnlyItsPackage) {
   auto v = (*lib)->Verify();
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->objects, 1u);
+  for (const auto& p : v->problems) ADD_FAILURE() << p.path << ": " << p.detail;
+}
+
+// Into a library that already holds objects, a large file is hashed first
+// and copied only if new. Rewritten between the two passes, its copy no
+// longer hashes to the name it was claimed under: as no other file took the
+// object as stored, only its package fails; the copy is dropped and the
+// legacy file keeps its new bytes.
+TEST(ImporterFaultTest, AFileChangedBetweenHashAndCopyFailsOnlyItsPackage) {
+  TwoLargeFiles t;
+  dpr::testing::MakeTree(t.legacy, {{"ABC00002/b.cab", "now another size"},
+                                    {"ABC00003/earlier.txt", "already converted"}});
+  {
+    auto lib = ContentLibrary::Open(PosixFileSystem(), t.content);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    auto first = ImportPackages(**lib, {{"ABC00003", 1, t.legacy + "/ABC00003", false}},
+                                {.mode = ImportMode::kCopy}, nullptr);
+    ASSERT_TRUE(first.ok()) << first.status();
+  }
+  const std::string a = t.legacy + "/ABC00001/a.cab";
+  int first_block_reads = 0;
+  FaultFileSystem fault(t.dir / "scratch");
+  fault.BeforeReads(t.OnReadsOfA([&](uint64_t offset) {
+    if (offset != 0 || ++first_block_reads != 2) return;  // the copy pass begins
+    std::fstream out(a, std::ios::binary | std::ios::in | std::ios::out);
+    out.seekp(1000);
+    out << "rewritten meanwhile";
+  }));
+  std::vector<ImportEvent> failed;
+  {
+    auto lib = ContentLibrary::Open(&fault, t.content);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    auto summary = ImportPackages(
+        **lib, t.Specs(), {.mode = ImportMode::kCopy, .jobs = 2, .buffer_bytes = kSmallBuffer},
+        [&](const ImportEvent& e) {
+          if (e.kind == ImportEvent::Kind::kPackageFailed) failed.push_back(e);
+        });
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->packages_done, 1u);
+    EXPECT_EQ(summary->packages_failed, 1u);
+  }
+  ASSERT_EQ(first_block_reads, 2) << "a.cab was not read in two passes";
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].package_id, "ABC00001");
+  EXPECT_THAT(std::string(failed[0].error.message()), HasSubstr("changed while being copied"));
+  std::string now = t.bytes;
+  now.replace(1000, std::strlen("rewritten meanwhile"), "rewritten meanwhile");
+  EXPECT_EQ(ReadFile(a), now);
+  t.CheckNoTemps();
+  auto lib = ContentLibrary::OpenExisting(PosixFileSystem(), t.content);
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  EXPECT_FALSE((*lib)->IsCommitted({"ABC00001", 1}).value());
+  EXPECT_TRUE((*lib)->IsCommitted({"ABC00002", 1}).value());
+  auto v = (*lib)->Verify();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->objects, 2u);
   for (const auto& p : v->problems) ADD_FAILURE() << p.path << ": " << p.detail;
 }
 
