@@ -1140,7 +1140,11 @@ void Importer::RemoveLegacy(const PackageState& pkg, bool* removed, std::string*
       continue;
     }
     if (static_cast<uint64_t>(st.st_size) != f.size || MtimeNs(st) != f.mtime_ns) {
-      NoteKept(kept, &n_kept, f.rel, "changed after it was imported");
+      // One more link than the walk saw: this inode is its FileLib object.
+      NoteKept(kept, &n_kept, f.rel,
+               st.st_nlink > f.nlink ? "changed after it was linked into FileLib (`dp-agent "
+                                       "verify` will report that object damaged)"
+                                     : "changed after it was imported");
       continue;
     }
     if (!fs_->UnlinkAt(fd, f.name, 0).ok()) return;

@@ -260,35 +260,64 @@ TEST_F(ImporterTest, ARerunRemovesOnlyLegacyFilesTheLibraryHolds) {
 
 // A legacy file written to after its package was imported, before the
 // package's commit is durable and its legacy files go, is left in place:
-// the library holds the bytes it had, not the ones it has.
-TEST_F(ImporterTest, AFileChangedAfterItsImportIsNotRemoved) {
-  MakeTree(legacy_ + "/ABC00001", {{"a.txt", "as imported"}, {"b.txt", "untouched"}});
-  MakeTree(legacy_ + "/ABC00002", {{"c.txt", "second package"}});
-  const std::string a = legacy_ + "/ABC00001/a.txt";
-  events_.clear();
-  // ABC00001 is a batch of its own, flushed before ABC00002 starts; its
-  // legacy files go only once the next sync has made its commit durable.
-  auto summary = ImportPackages(
-      *lib_, Specs(), {.mode = ImportMode::kCopy, .jobs = 1, .batch_packages = 1},
-      [&](const ImportEvent& e) {
-        if (e.kind == ImportEvent::Kind::kPackageStarted && e.package_id == "ABC00002") {
-          std::ofstream(a, std::ios::app) << ", then changed";
-        }
-        events_.push_back(e);
-      });
-  ASSERT_TRUE(summary.ok()) << summary.status();
-  EXPECT_EQ(summary->packages_done, 2u);
-  EXPECT_EQ(summary->batches, 2u) << "ABC00002 joined the batch before it";
-  auto one = Of("ABC00001");
-  ASSERT_FALSE(one.empty());
-  EXPECT_EQ(one.back().kind, ImportEvent::Kind::kPackageDone);
-  EXPECT_FALSE(one.back().legacy_removed);
-  EXPECT_THAT(one.back().legacy_kept, HasSubstr("'a.txt' changed after it was imported"));
-  EXPECT_EQ(ReadFile(a), "as imported, then changed");
-  EXPECT_FALSE(fs::exists(legacy_ + "/ABC00001/b.txt"));
-  EXPECT_TRUE(Of("ABC00002").back().legacy_removed);
-  EXPECT_FALSE(fs::exists(legacy_ + "/ABC00002"));
+// the library holds the bytes it had, not the ones it has. (In link mode
+// the write reached the FileLib object too; the note says so.)
+class ChangedAfterImport : public ImporterTest {
+ protected:
+  void Run(ImportMode mode) {
+    a_ = legacy_ + "/ABC00001/a.txt";
+    MakeTree(legacy_ + "/ABC00001", {{"a.txt", "as imported"}, {"b.txt", "untouched"}});
+    MakeTree(legacy_ + "/ABC00002", {{"c.txt", "second package"}});
+    // ABC00001 is a batch of its own, flushed before ABC00002 starts; its
+    // legacy files go only once the next sync has made its commit durable.
+    auto summary = ImportPackages(
+        *lib_, Specs(), {.mode = mode, .jobs = 1, .batch_packages = 1}, [&](const ImportEvent& e) {
+          if (e.kind == ImportEvent::Kind::kPackageStarted && e.package_id == "ABC00002") {
+            std::ofstream(a_, std::ios::app) << ", then changed";
+          }
+          events_.push_back(e);
+        });
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->packages_done, 2u);
+    EXPECT_EQ(summary->batches, 2u) << "ABC00002 joined the batch before it";
+    auto one = Of("ABC00001");
+    ASSERT_FALSE(one.empty());
+    EXPECT_EQ(one.back().kind, ImportEvent::Kind::kPackageDone);
+    EXPECT_FALSE(one.back().legacy_removed);
+    kept_ = one.back().legacy_kept;
+    EXPECT_EQ(ReadFile(a_), "as imported, then changed");
+    EXPECT_FALSE(fs::exists(legacy_ + "/ABC00001/b.txt"));
+    EXPECT_TRUE(Of("ABC00002").back().legacy_removed);
+    EXPECT_FALSE(fs::exists(legacy_ + "/ABC00002"));
+  }
+  std::string a_, kept_;
+};
+
+TEST_F(ChangedAfterImport, CopyModeKeepsTheFile) {
+  Run(ImportMode::kCopy);
+  EXPECT_THAT(kept_, HasSubstr("'a.txt' changed after it was imported"));
   ExpectReadsBack({{"ABC00001/a.txt", "as imported"}, {"ABC00001/b.txt", "untouched"}});
+}
+
+TEST_F(ChangedAfterImport, LinkModeKeepsTheFileAndSaysItsObjectChanged) {
+  Run(ImportMode::kLink);
+  EXPECT_THAT(kept_, HasSubstr("'a.txt' changed after it was linked into FileLib"));
+  auto v = lib_->Verify();
+  ASSERT_TRUE(v.ok()) << v.status();
+  // Its hash and both recorded sizes no longer match, all on a.txt's object.
+  ASSERT_FALSE(v->problems.empty());
+  auto rec = lib_->Lookup({"ABC00001", 1});
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  std::string a_object;
+  for (const auto& f : rec->files) {
+    if (f.rel_path == "a.txt") a_object = contentlib::FileLibObject(ToHex(f.hash));
+  }
+  bool hash_mismatch = false;
+  for (const auto& p : v->problems) {
+    EXPECT_EQ(p.path, a_object) << p.detail;
+    hash_mismatch |= p.kind == VerifyProblem::Kind::kHashMismatch;
+  }
+  EXPECT_TRUE(hash_mismatch);
 }
 
 TEST_F(ImporterTest, HostilePackageFailsAloneAndStaysUntouched) {
