@@ -323,6 +323,9 @@ class Importer {
   // files the committed content holds (same path, size and time, and bytes
   // that are the object's own inode or hash to it); *kept names the rest.
   absl::Status KeepOnlyCommittedFiles(PackageState* pkg, std::string* kept);
+  // The legacy clean-up of a package committed by an earlier run. Returns
+  // what was kept and why ("" when nothing was).
+  std::string FinishEarlierCleanUp(PackageState* pkg, bool* removed);
   // The batch whose commit the last sync made durable: its legacy files go
   // and its packages are reported done.
   void FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch);
@@ -1165,6 +1168,28 @@ void Importer::RemoveLegacy(const PackageState& pkg, bool* removed, std::string*
   *removed = fs_->UnlinkAt(AT_FDCWD, pkg.spec.location, AT_REMOVEDIR).ok();
 }
 
+std::string Importer::FinishEarlierCleanUp(PackageState* pkg, bool* removed) {
+  auto fd = fs_->OpenAt(AT_FDCWD, pkg->spec.location, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!fd.ok()) {
+    if (absl::IsNotFound(fd.status())) return "";  // nothing left to remove
+    return fmt::format("its folder could not be opened: {}", fd.status().message());
+  }
+  pkg->root = ScopedFd(fs_, *fd);
+  auto tree = WalkPackage(fs_, *fd);
+  if (!tree.ok()) return fmt::format("its folder could not be walked: {}", tree.status().message());
+  pkg->tree = std::move(*tree);
+  std::string unverified, kept;
+  absl::Status checked = KeepOnlyCommittedFiles(pkg, &unverified);
+  if (!checked.ok()) {
+    return fmt::format("its files could not be checked against the library: {}", checked.message());
+  }
+  RemoveLegacy(*pkg, removed, &kept);
+  if (unverified.empty()) return kept;
+  // RemoveLegacy's "holds files that were not imported" means these.
+  if (kept.rfind("its folder holds", 0) == 0) return unverified;
+  return kept.empty() ? unverified : unverified + "; " + kept;
+}
+
 absl::Status Importer::KeepOnlyCommittedFiles(PackageState* pkg, std::string* kept) {
   ASSIGN_OR_RETURN(contentlib::ContentRecord record, lib_.Lookup(pkg->id));
   std::map<std::string_view, const contentlib::FileRecord*> by_rel;
@@ -1258,24 +1283,7 @@ absl::StatusOr<ImportSummary> Importer::Run(const std::vector<PackageSpec>& spec
       // Committed by an earlier run: only its legacy clean-up may be left.
       bool removed = false;
       std::string kept;
-      if (!spec.keep_package_share) {
-        auto fd = fs_->OpenAt(AT_FDCWD, spec.location, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        if (fd.ok()) {
-          pkg->root = ScopedFd(fs_, *fd);
-          if (auto tree = WalkPackage(fs_, *fd); tree.ok()) {
-            pkg->tree = std::move(*tree);
-            std::string unverified;
-            absl::Status checked = KeepOnlyCommittedFiles(pkg.get(), &unverified);
-            if (checked.ok()) {
-              RemoveLegacy(*pkg, &removed, &kept);
-              if (!unverified.empty()) kept = unverified;
-            } else {
-              kept = fmt::format("its files could not be checked against the library: {}",
-                                 checked.message());
-            }
-          }
-        }
-      }
+      if (!spec.keep_package_share) kept = FinishEarlierCleanUp(pkg.get(), &removed);
       {
         std::lock_guard<std::mutex> lock(summary_mu_);
         ++summary_.packages_done;

@@ -258,6 +258,22 @@ TEST_F(ImporterTest, ARerunRemovesOnlyLegacyFilesTheLibraryHolds) {
   EXPECT_FALSE(fs::exists(pkg));
 }
 
+// A folder the walk refuses (here a FIFO appeared in it) is left whole on a
+// re-run, and the note says why.
+TEST_F(ImporterTest, ARerunLeavesAFolderItCannotWalk) {
+  const std::string pkg = legacy_ + "/ABC00001";
+  MakeTree(pkg, {{"a.txt", "converted"}});
+  ASSERT_TRUE(Import(Specs({"ABC00001"}), ImportMode::kCopy).ok());
+  ASSERT_EQ(::mkfifo((pkg + "/pipe").c_str(), 0600), 0);
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_TRUE(events_[0].already_done);
+  EXPECT_FALSE(events_[0].legacy_removed);
+  EXPECT_THAT(events_[0].legacy_kept, HasSubstr("its folder could not be walked"));
+  EXPECT_THAT(events_[0].legacy_kept, HasSubstr("pipe"));
+  EXPECT_EQ(ReadFile(pkg + "/a.txt"), "converted");
+}
+
 // A legacy file written to after its package was imported, before the
 // package's commit is durable and its legacy files go, is left in place:
 // the library holds the bytes it had, not the ones it has. (In link mode
