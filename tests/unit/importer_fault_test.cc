@@ -368,6 +368,24 @@ struct TwoLargeFiles {
       if (::fstat(fd, &st) == 0 && st.st_ino == a.st_ino && st.st_dev == a.st_dev) fn(offset);
     };
   }
+  // Imports both packages through `fs`: ABC00001 alone fails, a.cab having
+  // changed while it was copied.
+  void ExpectOnlyAFailsAsChanged(FileSystem* fs) {
+    std::vector<ImportEvent> failed;
+    auto lib = ContentLibrary::Open(fs, content);
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    auto summary = ImportPackages(
+        **lib, Specs(), {.mode = ImportMode::kCopy, .jobs = 2, .buffer_bytes = kSmallBuffer},
+        [&](const ImportEvent& e) {
+          if (e.kind == ImportEvent::Kind::kPackageFailed) failed.push_back(e);
+        });
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->packages_done, 1u);
+    EXPECT_EQ(summary->packages_failed, 1u);
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].package_id, "ABC00001");
+    EXPECT_THAT(std::string(failed[0].error.message()), HasSubstr("changed while being copied"));
+  }
   void CheckNoTemps() {
     for (const auto& e : fs::recursive_directory_iterator(content)) {
       EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path();
@@ -509,22 +527,7 @@ TEST(ImporterFaultTest, AFileChangedDuringASinglePassCopyFailsOnlyItsPackage) {
     std::ofstream out(a, std::ios::binary | std::ios::app);
     out << "appended meanwhile";
   }));
-  std::vector<ImportEvent> failed;
-  {
-    auto lib = ContentLibrary::Open(&fault, t.content);
-    ASSERT_TRUE(lib.ok()) << lib.status();
-    auto summary = ImportPackages(
-        **lib, t.Specs(), {.mode = ImportMode::kCopy, .jobs = 2, .buffer_bytes = kSmallBuffer},
-        [&](const ImportEvent& e) {
-          if (e.kind == ImportEvent::Kind::kPackageFailed) failed.push_back(e);
-        });
-    ASSERT_TRUE(summary.ok()) << summary.status();
-    EXPECT_EQ(summary->packages_done, 1u);
-    EXPECT_EQ(summary->packages_failed, 1u);
-  }
-  ASSERT_EQ(failed.size(), 1u);
-  EXPECT_EQ(failed[0].package_id, "ABC00001");
-  EXPECT_THAT(std::string(failed[0].error.message()), HasSubstr("changed while being copied"));
+  t.ExpectOnlyAFailsAsChanged(&fault);
   EXPECT_EQ(ReadFile(a), t.bytes + "appended meanwhile");
   t.CheckNoTemps();
   auto lib = ContentLibrary::OpenExisting(PosixFileSystem(), t.content);
@@ -561,23 +564,8 @@ TEST(ImporterFaultTest, AFileChangedBetweenHashAndCopyFailsOnlyItsPackage) {
     out.seekp(1000);
     out << "rewritten meanwhile";
   }));
-  std::vector<ImportEvent> failed;
-  {
-    auto lib = ContentLibrary::Open(&fault, t.content);
-    ASSERT_TRUE(lib.ok()) << lib.status();
-    auto summary = ImportPackages(
-        **lib, t.Specs(), {.mode = ImportMode::kCopy, .jobs = 2, .buffer_bytes = kSmallBuffer},
-        [&](const ImportEvent& e) {
-          if (e.kind == ImportEvent::Kind::kPackageFailed) failed.push_back(e);
-        });
-    ASSERT_TRUE(summary.ok()) << summary.status();
-    EXPECT_EQ(summary->packages_done, 1u);
-    EXPECT_EQ(summary->packages_failed, 1u);
-  }
+  t.ExpectOnlyAFailsAsChanged(&fault);
   ASSERT_EQ(first_block_reads, 2) << "a.cab was not read in two passes";
-  ASSERT_EQ(failed.size(), 1u);
-  EXPECT_EQ(failed[0].package_id, "ABC00001");
-  EXPECT_THAT(std::string(failed[0].error.message()), HasSubstr("changed while being copied"));
   std::string now = t.bytes;
   now.replace(1000, std::strlen("rewritten meanwhile"), "rewritten meanwhile");
   EXPECT_EQ(ReadFile(a), now);
