@@ -56,22 +56,53 @@ constexpr uint64_t kWritebackMin = 256 << 10;
 // them back cost more CPU than hashing them (measured in the issue 3 note).
 constexpr uint64_t kDirectMin = 128 << 10;
 
-int64_t MtimeNs(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
-}
-
-// Adds "'rel' why" to a list of kept files, naming the first few only.
-void NoteKept(std::string* kept, size_t* count, const std::string& rel, std::string_view why) {
-  constexpr size_t kNamed = 3;
-  if (++*count <= kNamed) {
-    if (!kept->empty()) *kept += "; ";
-    *kept += fmt::format("'{}' {}", rel, why);
+// Legacy files left in place, and why: "'rel' why; ...", the first few named.
+class KeptNote {
+ public:
+  void Add(const std::string& rel, std::string_view why) {
+    if (++count_ > kNamed) return;
+    if (!text_.empty()) text_ += "; ";
+    text_ += fmt::format("'{}' {}", rel, why);
   }
-}
-void FinishKeptNote(std::string* kept, size_t count) {
-  constexpr size_t kNamed = 3;
-  if (count > kNamed) *kept += fmt::format(" (and {} more)", count - kNamed);
-}
+  // For a folder left for a reason that names no file.
+  void Set(std::string why) {
+    text_ = std::move(why);
+    count_ = 1;
+  }
+  bool empty() const { return count_ == 0; }
+  std::string Text() const {
+    return count_ > kNamed ? fmt::format("{} (and {} more)", text_, count_ - kNamed) : text_;
+  }
+
+ private:
+  static constexpr size_t kNamed = 3;
+  std::string text_;
+  size_t count_ = 0;
+};
+
+// The folders of a walked package, each opened (checked against the walk)
+// when first needed.
+class WalkedDirs {
+ public:
+  WalkedDirs(FileSystem* fs, int root_fd, const WalkedTree& tree)
+      : fs_(fs), root_fd_(root_fd), tree_(tree) {}
+  absl::StatusOr<int> Get(size_t index) {
+    auto it = fds_.find(index);
+    if (it == fds_.end()) {
+      ASSIGN_OR_RETURN(ScopedFd fd, OpenWalkedDir(fs_, root_fd_, tree_, index));
+      it = fds_.emplace(index, std::move(fd)).first;
+    }
+    return it->second.get();
+  }
+  void Close(size_t index) { fds_.erase(index); }
+  void CloseAll() { fds_.clear(); }
+
+ private:
+  FileSystem* fs_;
+  int root_fd_;
+  const WalkedTree& tree_;
+  std::map<size_t, ScopedFd> fds_;
+};
 
 // A worker's buffer, aligned so O_DIRECT writes can be made from it.
 class AlignedBuffer {
@@ -318,11 +349,11 @@ class Importer {
   // Removes the package's walked files that still have the inode, size and
   // mtime they were walked with, then its folders. A file that differs is
   // left, named in *kept: the library holds the bytes it had.
-  void RemoveLegacy(const PackageState& pkg, bool* removed, std::string* kept);
+  void RemoveLegacy(const PackageState& pkg, bool* removed, KeptNote* kept);
   // For a package committed by an earlier run: keeps in pkg->tree only the
   // files the committed content holds (same path, size and time, and bytes
   // that are the object's own inode or hash to it); *kept names the rest.
-  absl::Status KeepOnlyCommittedFiles(PackageState* pkg, std::string* kept);
+  absl::Status KeepOnlyCommittedFiles(PackageState* pkg, KeptNote* kept);
   // The legacy clean-up of a package committed by an earlier run. Returns
   // what was kept and why ("" when nothing was).
   std::string FinishEarlierCleanUp(PackageState* pkg, bool* removed);
@@ -1068,7 +1099,7 @@ void Importer::FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch)
   if (batch.empty()) return;
   // Legacy files may go now.
   std::vector<char> removed(batch.size(), 0);
-  std::vector<std::string> kept(batch.size());
+  std::vector<KeptNote> kept(batch.size());
   (void)ParallelFor(batch.size(), [&](size_t i) -> absl::Status {
     bool r = false;
     if (!batch[i]->spec.keep_package_share) RemoveLegacy(*batch[i], &r, &kept[i]);
@@ -1088,7 +1119,7 @@ void Importer::FinishCommitted(std::vector<std::unique_ptr<PackageState>> batch)
     e.bytes_stored = pkg.bytes_stored;
     e.bytes_deduplicated = pkg.bytes_dedup;
     e.legacy_removed = removed[i] != 0;
-    e.legacy_kept = std::move(kept[i]);
+    e.legacy_kept = kept[i].Text();
     Emit(e);
   }
 }
@@ -1117,54 +1148,45 @@ absl::Status Importer::ParallelFor(size_t n, const std::function<absl::Status(si
   return first;
 }
 
-void Importer::RemoveLegacy(const PackageState& pkg, bool* removed, std::string* kept) {
+void Importer::RemoveLegacy(const PackageState& pkg, bool* removed, KeptNote* kept) {
   *removed = false;
-  size_t n_kept = 0;
-  absl::Cleanup note = [&] { FinishKeptNote(kept, n_kept); };
-  std::map<size_t, ScopedFd> dirs;
-  auto dir_fd = [&](size_t index) -> int {
-    auto it = dirs.find(index);
-    if (it != dirs.end()) return it->second.get();
-    auto fd = OpenWalkedDir(fs_, pkg.root.get(), pkg.tree, index);
-    if (!fd.ok()) return -1;
-    return dirs.emplace(index, std::move(*fd)).first->second.get();
-  };
+  WalkedDirs dirs(fs_, pkg.root.get(), pkg.tree);
   for (const WalkedFile& f : pkg.tree.files) {
-    int fd = dir_fd(f.dir);
-    if (fd < 0) return;
+    auto fd = dirs.Get(f.dir);
+    if (!fd.ok()) return;
     struct stat st {};
     // Only the very file that was imported, as it was, is removed: one
     // written to since may hold bytes the library does not.
-    auto found = fs_->StatIfExists(fd, f.name, &st);
+    auto found = fs_->StatIfExists(*fd, f.name, &st);
     if (!found.ok()) return;
     if (!*found) continue;
     if (st.st_ino != f.ino || st.st_dev != f.dev) {
-      NoteKept(kept, &n_kept, f.rel, "was replaced after it was imported");
+      kept->Add(f.rel, "was replaced after it was imported");
       continue;
     }
     if (static_cast<uint64_t>(st.st_size) != f.size || MtimeNs(st) != f.mtime_ns) {
       // One more link than the walk saw: this inode is its FileLib object.
-      NoteKept(kept, &n_kept, f.rel,
-               st.st_nlink > f.nlink ? "changed after it was linked into FileLib (`dp-agent "
-                                       "verify` will report that object damaged)"
-                                     : "changed after it was imported");
+      kept->Add(f.rel, st.st_nlink > f.nlink ? "changed after it was linked into FileLib "
+                                               "(`dp-agent verify` will report that object "
+                                               "damaged)"
+                                             : "changed after it was imported");
       continue;
     }
-    if (!fs_->UnlinkAt(fd, f.name, 0).ok()) return;
+    if (!fs_->UnlinkAt(*fd, f.name, 0).ok()) return;
   }
   // A folder still holding a file (kept, or new) stays; the others go.
   bool all_gone = true;
   for (size_t i = pkg.tree.dirs.size(); i-- > 1;) {
-    int parent = dir_fd(pkg.tree.dirs[i].parent);
-    if (parent < 0) return;
-    dirs.erase(i);
-    if (!fs_->UnlinkAt(parent, pkg.tree.dirs[i].name, AT_REMOVEDIR).ok()) all_gone = false;
+    auto parent = dirs.Get(pkg.tree.dirs[i].parent);
+    if (!parent.ok()) return;
+    dirs.Close(i);
+    if (!fs_->UnlinkAt(*parent, pkg.tree.dirs[i].name, AT_REMOVEDIR).ok()) all_gone = false;
   }
   if (!all_gone) {
-    if (n_kept == 0) *kept = "its folder holds files that were not imported";
+    if (kept->empty()) kept->Set("its folder holds files that were not imported");
     return;
   }
-  dirs.clear();
+  dirs.CloseAll();
   *removed = fs_->UnlinkAt(AT_FDCWD, pkg.spec.location, AT_REMOVEDIR).ok();
 }
 
@@ -1178,35 +1200,31 @@ std::string Importer::FinishEarlierCleanUp(PackageState* pkg, bool* removed) {
   auto tree = WalkPackage(fs_, *fd);
   if (!tree.ok()) return fmt::format("its folder could not be walked: {}", tree.status().message());
   pkg->tree = std::move(*tree);
-  std::string unverified, kept;
-  absl::Status checked = KeepOnlyCommittedFiles(pkg, &unverified);
+  KeptNote kept;
+  absl::Status checked = KeepOnlyCommittedFiles(pkg, &kept);
   if (!checked.ok()) {
     return fmt::format("its files could not be checked against the library: {}", checked.message());
   }
   RemoveLegacy(*pkg, removed, &kept);
-  if (unverified.empty()) return kept;
-  // RemoveLegacy's "holds files that were not imported" means these.
-  if (kept.rfind("its folder holds", 0) == 0) return unverified;
-  return kept.empty() ? unverified : unverified + "; " + kept;
+  return kept.Text();
 }
 
-absl::Status Importer::KeepOnlyCommittedFiles(PackageState* pkg, std::string* kept) {
+absl::Status Importer::KeepOnlyCommittedFiles(PackageState* pkg, KeptNote* kept) {
   ASSIGN_OR_RETURN(contentlib::ContentRecord record, lib_.Lookup(pkg->id));
   std::map<std::string_view, const contentlib::FileRecord*> by_rel;
   for (const auto& r : record.files) by_rel[r.rel_path] = &r;
   std::vector<WalkedFile> verified;
   std::vector<uint8_t> buf;
-  std::map<size_t, ScopedFd> dirs;
-  size_t n_kept = 0;
+  WalkedDirs dirs(fs_, pkg->root.get(), pkg->tree);
   for (WalkedFile& f : pkg->tree.files) {
     auto it = by_rel.find(f.rel);
     if (it == by_rel.end()) {
-      NoteKept(kept, &n_kept, f.rel, "is not in the converted content");
+      kept->Add(f.rel, "is not in the converted content");
       continue;
     }
     const contentlib::FileRecord& r = *it->second;
     if (r.size != f.size || r.time_modified != contentlib::UnixNanosToFiletime(f.mtime_ns)) {
-      NoteKept(kept, &n_kept, f.rel, "changed after it was converted");
+      kept->Add(f.rel, "changed after it was converted");
       continue;
     }
     // A linked file is the object itself; a copy must hash to it.
@@ -1215,29 +1233,24 @@ absl::Status Importer::KeepOnlyCommittedFiles(PackageState* pkg, std::string* ke
         bool has_object,
         fs_->StatIfExists(lib_.lib_fd(), contentlib::FileLibObject(ToHex(r.hash)), &object));
     if (!has_object) {
-      NoteKept(kept, &n_kept, f.rel, "has no object in FileLib");
+      kept->Add(f.rel, "has no object in FileLib");
       continue;
     }
     if (object.st_ino != f.ino || object.st_dev != f.dev) {
-      auto dir = dirs.find(f.dir);
-      if (dir == dirs.end()) {
-        ASSIGN_OR_RETURN(ScopedFd opened, OpenWalkedDir(fs_, pkg->root.get(), pkg->tree, f.dir));
-        dir = dirs.emplace(f.dir, std::move(opened)).first;
-      }
-      ASSIGN_OR_RETURN(int fd, fs_->OpenAt(dir->second.get(), f.name,
-                                           O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
+      ASSIGN_OR_RETURN(int dir, dirs.Get(f.dir));
+      ASSIGN_OR_RETURN(int fd,
+                       fs_->OpenAt(dir, f.name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
       ScopedFd file(fs_, fd);
       if (buf.empty()) buf.resize(kBlock);
       uint64_t read = 0;
       auto hash = HashFile(fs_, fd, buf, &read);
       if (!hash.ok() || read != f.size || *hash != r.hash) {
-        NoteKept(kept, &n_kept, f.rel, "does not hash to its converted copy");
+        kept->Add(f.rel, "does not hash to its converted copy");
         continue;
       }
     }
     verified.push_back(std::move(f));
   }
-  FinishKeptNote(kept, n_kept);
   pkg->tree.files = std::move(verified);
   return absl::OkStatus();
 }

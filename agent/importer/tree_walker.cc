@@ -63,7 +63,7 @@ struct Walker {
       f.dir = index;
       f.name = e.name;
       f.size = static_cast<uint64_t>(st.st_size);
-      f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+      f.mtime_ns = MtimeNs(st);
       f.mode = st.st_mode;
       f.dev = st.st_dev;
       f.ino = st.st_ino;
@@ -110,6 +110,10 @@ absl::Status CheckName(std::string_view name) {
     return absl::InvalidArgumentError("the name is not valid UTF-8");
   }
   return absl::OkStatus();
+}
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
 absl::StatusOr<WalkedTree> WalkPackage(FileSystem* fs, int root_fd) {

@@ -8,6 +8,7 @@
 // 255 bytes and paths over 4096.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -44,6 +45,9 @@ struct WalkedTree {
   std::vector<WalkedFile> files;
   uint64_t bytes = 0;
 };
+
+// st_mtim in nanoseconds, as WalkedFile::mtime_ns holds it.
+int64_t MtimeNs(const struct stat& st);
 
 // FailedPrecondition naming the refused entry ("'sub/link': a symbolic link").
 absl::StatusOr<WalkedTree> WalkPackage(FileSystem* fs, int root_fd);

@@ -359,13 +359,16 @@ grpc::Status AgentServiceImpl::ConvertContent(grpc::ServerContext* context,
             d->set_already_done(ev.already_done);
             d->set_legacy_removed(ev.legacy_removed);
             d->set_legacy_kept(ev.legacy_kept);
-            if (!ev.legacy_kept.empty()) {
-              Log()->warn("package {}: legacy folder kept, it holds files the library may not: {}",
-                          ev.package_id, ev.legacy_kept);
+            if (ev.legacy_kept.empty()) {
+              Log()->info("package {} is in the content library{}{}", ev.package_id,
+                          ev.already_done ? " (converted earlier)" : "",
+                          ev.legacy_removed ? "; legacy folder removed" : "; legacy folder kept");
+            } else {
+              Log()->warn(
+                  "package {} is in the content library{}; legacy folder kept, it holds files "
+                  "the library may not: {}",
+                  ev.package_id, ev.already_done ? " (converted earlier)" : "", ev.legacy_kept);
             }
-            Log()->info("package {} is in the content library{}{}", ev.package_id,
-                        ev.already_done ? " (converted earlier)" : "",
-                        ev.legacy_removed ? "; legacy folder removed" : "; legacy folder kept");
             break;
           }
           case importer::ImportEvent::Kind::kPackageFailed:
