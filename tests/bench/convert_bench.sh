@@ -118,6 +118,20 @@ echo "openssl dgst -P2          median ${md}s   runs: ${DGST[*]}"
 echo "dp-agent convert copy     median ${mc}s   runs: ${COPY[*]}   peak RSS $((rc / 1024)) MiB"
 echo "dp-agent convert link     median ${ml}s   runs: ${LINK[*]}   peak RSS $((rl / 1024)) MiB"
 python3 -c "print('ratios: copy/cp = %.2f (target <= 1.5; %.2f against cp -r + sync), link/dgst = %.2f (target <= 1.5)' % ($mc/$mcp, $mc/$mcps, $ml/$md))"
+# The same ratios round by round: each round's runs share the machine's
+# state of the moment (which drifts by 10-20 % between rounds here), so the
+# spread of these says how firmly a target is met or missed.
+join() { local IFS=,; echo "$*"; }
+python3 - "$(join "${CP[@]}")" "$(join "${CPS[@]}")" "$(join "${DGST[@]}")" \
+  "$(join "${COPY[@]}")" "$(join "${LINK[@]}")" <<'PY'
+import statistics, sys
+cp, cps, dgst, copy, link = ([float(x) for x in a.split(',')] for a in sys.argv[1:])
+for name, num, den in (('copy/cp', copy, cp), ('copy/(cp -r + sync)', copy, cps),
+                       ('link/dgst', link, dgst)):
+    r = [n / d for n, d in zip(num, den)]
+    print('per round %-19s %s   (median %.2f, best %.2f, worst %.2f)' % (
+        name, ' '.join('%.2f' % x for x in r), statistics.median(r), min(r), max(r)))
+PY
 rm -rf "$DIR/legacy" "$DIR/content" "$DIR/floor"; cp -r "$DIR/corpus" "$DIR/legacy"; mkdir "$DIR/floor"; sync
 python3 "$ROOT/tests/bench/format_floor.py" "$DIR/legacy" "$DIR/floor"
 rm -rf "$DIR/legacy" "$DIR/floor"
