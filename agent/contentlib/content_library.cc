@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <map>
 #include <set>
 
@@ -38,8 +37,6 @@ absl::Status RemoveTree(FileSystem* fs, int dirfd, const std::string& rel) {
   RETURN_IF_ERROR(dir.Close());
   return fs->UnlinkAt(dirfd, rel, AT_REMOVEDIR);
 }
-
-std::atomic<uint64_t> g_temp_counter{0};
 
 }  // namespace
 
@@ -140,11 +137,6 @@ absl::Status ContentLibrary::RemoveTempFiles() {
   return absl::OkStatus();
 }
 
-std::string ContentLibrary::NextTempName(std::string_view dir, std::string_view base) {
-  return fmt::format("{}/.{}{}{}.{}", dir, base, kTempInfix, ::getpid(),
-                     g_temp_counter.fetch_add(1));
-}
-
 absl::Status ContentLibrary::Sync() { return fs_->SyncFs(lib_fd_); }
 
 absl::Status ContentLibrary::FsyncPath(const std::string& rel) {
@@ -158,7 +150,7 @@ absl::Status ContentLibrary::WriteSmallFile(const std::string& rel, const std::s
                                             bool durable) {
   const size_t slash = rel.rfind('/');
   const std::string dir = rel.substr(0, slash);
-  const std::string tmp = NextTempName(dir, rel.substr(slash + 1));
+  const std::string tmp = TempName(dir, rel.substr(slash + 1));
   ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
   ScopedFd f(fs_, fd);
   absl::Status s = fs_->PWriteAll(fd, data.data(), data.size(), 0);
@@ -213,7 +205,7 @@ absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile(const S
   const std::string hex = ToHex(hash);
   RETURN_IF_ERROR(EnsureObjectDir(hash));
   Staged staged;
-  staged.name = NextTempName(FileLibDir(hex), hex);
+  staged.name = TempName(FileLibDir(hex), hex);
   ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, staged.name, O_WRONLY | O_CREAT | O_EXCL, 0644));
   staged.fd = ScopedFd(fs_, fd);
   return staged;
@@ -221,7 +213,7 @@ absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile(const S
 
 absl::StatusOr<ContentLibrary::Staged> ContentLibrary::CreateStagingFile() {
   Staged staged;
-  staged.name = NextTempName(kFileLib, "object");
+  staged.name = TempName(kFileLib, "object");
   ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, staged.name, O_WRONLY | O_CREAT | O_EXCL, 0644));
   staged.fd = ScopedFd(fs_, fd);
   return staged;
@@ -300,7 +292,7 @@ absl::StatusOr<std::optional<uint64_t>> ContentLibrary::RecordedObjectSize(
 absl::StatusOr<std::string> ContentLibrary::StageFile(const std::string& rel,
                                                       const std::string& data) {
   const size_t slash = rel.rfind('/');
-  const std::string tmp = NextTempName(rel.substr(0, slash), rel.substr(slash + 1));
+  const std::string tmp = TempName(rel.substr(0, slash), rel.substr(slash + 1));
   ASSIGN_OR_RETURN(int fd, fs_->OpenAt(lib_fd_, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
   ScopedFd f(fs_, fd);
   absl::Status s = fs_->PWriteAll(fd, data.data(), data.size(), 0);
@@ -365,7 +357,7 @@ std::string ContentLibrary::DataLibIniText(const ContentRecord& content) {
 }
 
 absl::StatusOr<std::string> ContentLibrary::StageContent(const ContentRecord& content) {
-  const std::string tmp = NextTempName(kDataLib, content.id.ToString());
+  const std::string tmp = TempName(kDataLib, content.id.ToString());
   RETURN_IF_ERROR(fs_->MkdirAt(lib_fd_, tmp, 0755));
   std::set<std::string> dirs(content.dirs.begin(), content.dirs.end());
   for (const auto& f : content.files) {

@@ -186,7 +186,6 @@ class ContentLibrary {
   absl::Status WriteSmallFile(const std::string& rel, const std::string& data, bool durable);
   absl::StatusOr<std::optional<std::string>> ReadSmallFile(const std::string& rel);
   std::mutex& ObjectLock(const Sha256Digest& hash) { return object_locks_[hash[0]]; }
-  std::string NextTempName(std::string_view dir, std::string_view base);
 
   FileSystem* fs_;
   std::string path_;

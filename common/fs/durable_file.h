@@ -44,6 +44,10 @@ absl::Status MakeDirs(const std::string& dir, mode_t mode = 0755);
 // Name for a temp file beside `final_path`: "<dir>/.<base>.dprtmp.<pid>.<n>".
 std::string TempPathFor(const std::string& final_path);
 
+// The same inside `dir` for `base`. Unique within this machine: the process
+// ID is asked once (and again in a forked child), n counts up.
+std::string TempName(std::string_view dir, std::string_view base);
+
 bool IsTempName(std::string_view file_name);
 
 }  // namespace dpr

@@ -3,9 +3,12 @@
 #include "common/fs/durable_file.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 
+#include "fmt/format.h"
 #include "gtest/gtest.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_support.h"
@@ -75,6 +78,32 @@ TEST(DurableFileTest, TempNamesAreRecognisable) {
   EXPECT_TRUE(IsTempName(std::filesystem::path(tmp).filename().string()));
   EXPECT_FALSE(IsTempName("1A2B00.INI"));
   EXPECT_NE(TempPathFor("/x/y"), TempPathFor("/x/y"));
+}
+
+// The process ID in temp names is asked once: a forked child must still name
+// its temps with its own (two processes' temps must never share a name).
+TEST(DurableFileTest, AForkedChildNamesTempsWithItsOwnProcessId) {
+  const std::string parent = TempName("/x", "y");
+  EXPECT_NE(parent.find(fmt::format("{}{}.", kTempInfix, ::getpid())), std::string::npos) << parent;
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string name = TempName("/x", "y");
+    (void)!::write(fds[1], name.data(), name.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  char buf[256];
+  const ssize_t n = ::read(fds[0], buf, sizeof buf);
+  ::close(fds[0]);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_GT(n, 0);
+  const std::string from_child(buf, static_cast<size_t>(n));
+  EXPECT_NE(from_child.find(fmt::format("{}{}.", kTempInfix, child)), std::string::npos)
+      << from_child;
 }
 
 }  // namespace
