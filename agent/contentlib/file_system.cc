@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -154,26 +155,28 @@ class Posix final : public FileSystem {
     return absl::OkStatus();
   }
   absl::StatusOr<std::vector<DirEntry>> ReadDir(int dirfd) override {
-    // fdopendir takes ownership of the fd it is given: hand it a duplicate.
-    int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    if (dup < 0) return ErrnoError(errno, fmt::format("dup '{}'", FdPath(dirfd)));
-    DIR* dir = ::fdopendir(dup);
-    if (dir == nullptr) {
-      int err = errno;
-      ::close(dup);
-      return ErrnoError(err, fmt::format("open folder '{}'", FdPath(dirfd)));
+    // getdents64 on the caller's fd: fdopendir would want its own duplicate
+    // and check it (five more system calls a folder, ~12,000 in a 2 GiB
+    // conversion). From the start, like rewinddir.
+    if (::lseek(dirfd, 0, SEEK_SET) < 0) {
+      return ErrnoError(errno, fmt::format("list folder '{}'", FdPath(dirfd)));
     }
-    ::rewinddir(dir);
+    alignas(struct dirent64) char buf[32768];
     std::vector<DirEntry> out;
-    errno = 0;
-    while (struct dirent* e = ::readdir(dir)) {
-      std::string_view name(e->d_name);
-      if (name != "." && name != "..") out.push_back({std::string(name), e->d_type});
+    for (;;) {
+      const long n = ::syscall(SYS_getdents64, dirfd, buf, sizeof buf);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError(errno, fmt::format("list folder '{}'", FdPath(dirfd)));
+      }
+      if (n == 0) return out;
+      for (long off = 0; off < n;) {
+        const auto* e = reinterpret_cast<const struct dirent64*>(buf + off);
+        std::string_view name(e->d_name);
+        if (name != "." && name != "..") out.push_back({std::string(name), e->d_type});
+        off += e->d_reclen;
+      }
     }
-    int err = errno;
-    ::closedir(dir);
-    if (err != 0) return ErrnoError(err, fmt::format("list folder '{}'", FdPath(dirfd)));
-    return out;
   }
   absl::Status TryLock(int fd, bool exclusive) override {
     if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return absl::OkStatus();

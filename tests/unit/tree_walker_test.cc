@@ -7,6 +7,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <map>
+#include <set>
+
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/status_matchers.h"
@@ -48,6 +52,29 @@ TEST_F(TreeWalkerTest, WalksFilesAndEmptyFolders) {
   std::set<std::string> files;
   for (const auto& f : tree->files) files.insert(f.rel);
   EXPECT_EQ(files, (std::set<std::string>{"setup.exe", "x64/data.cab"}));
+}
+
+// A folder whose entries take several directory reads (32 KiB each): every
+// entry is walked once, and a second listing of the same fd starts over.
+TEST_F(TreeWalkerTest, WalksAFolderTooLargeForOneDirectoryRead) {
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 1500; ++i) files[fmt::format("a-rather-long-file-name-{:06}.dat", i)] = "x";
+  MakeTree(Pkg(), files);
+  auto tree = Walk();
+  ASSERT_OK(tree);
+  std::set<std::string> walked;
+  for (const auto& f : tree->files) walked.insert(f.rel);
+  EXPECT_EQ(walked.size(), 1500u);
+  EXPECT_EQ(tree->files.size(), 1500u);
+  int fd = ::open(Pkg().c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  auto first = PosixFileSystem()->ReadDir(fd);
+  auto again = PosixFileSystem()->ReadDir(fd);
+  ::close(fd);
+  ASSERT_OK(first);
+  ASSERT_OK(again);
+  EXPECT_EQ(first->size(), 1500u);
+  EXPECT_EQ(again->size(), 1500u);
 }
 
 TEST_F(TreeWalkerTest, RefusesSymlinkOutOfTheTree) {
