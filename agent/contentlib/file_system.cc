@@ -143,6 +143,9 @@ class Posix final : public FileSystem {
     char proc[64];
     std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     if (::linkat(AT_FDCWD, proc, new_dirfd, new_path.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      // A name already there is an expected outcome (the importer links
+      // first and asks after): no full paths, which cost two readlinks.
+      if (errno == EEXIST) return absl::AlreadyExistsError(fmt::format("'{}' exists", new_path));
       return ErrnoError(errno,
                         fmt::format("link '{}' to '{}'", FdPath(fd), AtPath(new_dirfd, new_path)));
     }

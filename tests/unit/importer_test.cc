@@ -170,6 +170,40 @@ TEST_F(ImporterTest, LinkModeLinksTheLegacyInodes) {
   EXPECT_TRUE(lib_->Verify()->ok());
 }
 
+// Link mode links a file in without looking its object up first: a name
+// already in FileLib must make the file a duplicate and leave that object,
+// its inode and its reference list (with the earlier content) as they were.
+TEST_F(ImporterTest, LinkModeIntoALibraryThatHoldsTheObjectAddsToItsUsers) {
+  MakeTree(legacy_ + "/ABC00001", {{"a.bin", "in the library already"}, {"b.bin", "first only"}});
+  ASSERT_OK(Import(Specs(), ImportMode::kLink));
+  const std::string object =
+      lib_->path() + "/" + contentlib::FileLibObject(Sha256Hex("in the library already"));
+  const ino_t before = Inode(object);
+  // Two packages of the next run hold the same bytes: both meet the object
+  // already in FileLib (one of them may meet the other's claim first).
+  MakeTree(legacy_ + "/ABC00002", {{"c.bin", "in the library already"}, {"d.bin", "new bytes"}});
+  MakeTree(legacy_ + "/ABC00003", {{"e.bin", "in the library already"}});
+  auto summary = Import(Specs(), ImportMode::kLink);
+  ASSERT_OK(summary);
+  EXPECT_EQ(summary->packages_done, 2u);  // ABC00001's folder went with run 1
+  EXPECT_EQ(summary->bytes_stored, std::string("new bytes").size());
+  EXPECT_EQ(summary->bytes_deduplicated, 2 * std::string("in the library already").size());
+  EXPECT_EQ(Inode(object), before);
+  const std::string users = ReadFile(object + ".INI");
+  EXPECT_THAT(users, HasSubstr("ABC00001.1="));
+  EXPECT_THAT(users, HasSubstr("ABC00002.1="));
+  EXPECT_THAT(users, HasSubstr("ABC00003.1="));
+  EXPECT_TRUE(fs::is_empty(legacy_));
+  auto verify = lib_->Verify();
+  ASSERT_OK(verify);
+  EXPECT_TRUE(verify->ok()) << verify->problems.front().path << ": "
+                            << verify->problems.front().detail;
+  // The first content's removal leaves the object to the other two.
+  ASSERT_OK(lib_->RemoveContent({"ABC00001", 1}));
+  EXPECT_EQ(ReadFile(object), "in the library already");
+  EXPECT_TRUE(lib_->Verify()->ok());
+}
+
 TEST_F(ImporterTest, KeptShareAndHardLinkedFilesAreCopiedNotLinked) {
   MakeTree(legacy_ + "/ABC00001", {{"kept.bin", "kept bytes"}});
   MakeTree(legacy_ + "/ABC00002", {{"linked.bin", "hard linked bytes"}});
