@@ -85,12 +85,20 @@ rm -rf "$DIR/legacy" "$DIR/content"; cp -r "$DIR/corpus" "$DIR/legacy"; sync
 convert copy >/dev/null
 now() { date +%s.%N; }
 secs() { python3 -c "print('%.3f' % ($2 - $1))"; }
-declare -a CP CPS DGST COPY LINK RSS_COPY RSS_LINK
+# Bytes the filesystem's device wrote (sectors written, /sys/class/block/DEV/stat),
+# to compare what each run makes the disk do; empty if the stat is not there.
+DEVSTAT=/sys/class/block/$(basename "$(df --output=source "$DIR" | tail -1)")/stat
+written() { if [ -r "$DEVSTAT" ]; then echo $(($(awk '{print $7}' "$DEVSTAT") * 512)); fi; }
+mib_between() { if [ -n "$1" ] && [ -n "$2" ]; then echo $((($2 - $1) >> 20)); fi; }
+declare -a CP CPS DGST COPY LINK RSS_COPY RSS_LINK W_CPS W_COPY W_LINK
 for r in $(seq 1 "$ROUNDS"); do
   for mode in copy link; do
     rm -rf "$DIR/legacy" "$DIR/content"; sync; sleep 2
-    t0=$(now); cp -r "$DIR/corpus" "$DIR/legacy"; t1=$(now); sync; t2=$(now)
-    if [ "$mode" = copy ]; then CP+=("$(secs "$t0" "$t1")"); CPS+=("$(secs "$t0" "$t2")"); fi
+    w0=$(written); t0=$(now); cp -r "$DIR/corpus" "$DIR/legacy"; t1=$(now); sync; t2=$(now)
+    w1=$(written)
+    if [ "$mode" = copy ]; then
+      CP+=("$(secs "$t0" "$t1")"); CPS+=("$(secs "$t0" "$t2")"); W_CPS+=("$(mib_between "$w0" "$w1")")
+    fi
     if [ "$mode" = copy ]; then
       sleep 2
       t0=$(now)
@@ -98,12 +106,15 @@ for r in $(seq 1 "$ROUNDS"); do
       t1=$(now); DGST+=("$(secs "$t0" "$t1")")
     fi
     sleep 2
-    t0=$(now)
+    w0=$(written); t0=$(now)
     /usr/bin/time -f '%M' -o "$DIR/rss" "$BIN/dp-agent" convert --legacy-root "$DIR/legacy" \
       --content-root "$DIR/content" --mode "$mode" --jobs "$JOBS" -o json > "$DIR/summary.json"
-    t1=$(now)
-    if [ "$mode" = copy ]; then COPY+=("$(secs "$t0" "$t1")"); RSS_COPY+=("$(cat "$DIR/rss")");
-    else LINK+=("$(secs "$t0" "$t1")"); RSS_LINK+=("$(cat "$DIR/rss")"); fi
+    t1=$(now); w1=$(written)
+    if [ "$mode" = copy ]; then
+      COPY+=("$(secs "$t0" "$t1")"); RSS_COPY+=("$(cat "$DIR/rss")"); W_COPY+=("$(mib_between "$w0" "$w1")")
+    else
+      LINK+=("$(secs "$t0" "$t1")"); RSS_LINK+=("$(cat "$DIR/rss")"); W_LINK+=("$(mib_between "$w0" "$w1")")
+    fi
     echo "round $r $mode: $(cat "$DIR/summary.json")"
   done
 done
@@ -117,6 +128,11 @@ echo "cp -r + sync              median ${mcps}s   runs: ${CPS[*]}"
 echo "openssl dgst -P2          median ${md}s   runs: ${DGST[*]}"
 echo "dp-agent convert copy     median ${mc}s   runs: ${COPY[*]}   peak RSS $((rc / 1024)) MiB"
 echo "dp-agent convert link     median ${ml}s   runs: ${LINK[*]}   peak RSS $((rl / 1024)) MiB"
+# Copy mode makes the disk write about what cp -r + sync does (the unique
+# bytes, plus journal and INIs), which is why it is compared with that too.
+if [ -n "${W_CPS[0]}" ]; then
+  echo "device writes (MiB)       cp -r + sync $(median "${W_CPS[@]}"), copy $(median "${W_COPY[@]}"), link $(median "${W_LINK[@]}")   ($DEVSTAT)"
+fi
 python3 -c "print('ratios: copy/cp = %.2f (target <= 1.5; %.2f against cp -r + sync), link/dgst = %.2f (target <= 1.5)' % ($mc/$mcp, $mc/$mcps, $ml/$md))"
 # The same ratios round by round: each round's runs share the machine's
 # state of the moment (which drifts by 10-20 % between rounds here), so the
