@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "agent/contentlib/content_library.h"
 #include "agent/importer/importer.h"
 #include "agent/importer/preflight.h"
+#include "agent/importer/progress_line.h"
 #include "agent/importer/repair.h"
 #include "common/status/fmt_absl.h"
 #include "fmt/format.h"
@@ -26,6 +28,7 @@ struct ConvertArgs {
   std::string packages_file;
   std::string output = "table";
   bool verbose = false;
+  std::string progress = "auto";  // auto: when stderr is a terminal
   uint64_t batch_mib = 512;
   uint64_t buffer_kib = importer::ImportOptions{}.buffer_bytes >> 10;
   bool preflight = false;
@@ -150,10 +153,30 @@ int RunConvert(const ConvertArgs& a) {
     return Fail(std::string(specs.status().message()),
                 specs.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1);
   }
+  if (a.progress != "auto" && a.progress != "always" && a.progress != "never") {
+    return Fail("--progress must be auto, always or never", 2);
+  }
   if (a.preflight) return RunPreflight(a, *specs, *mode);
   auto lib = contentlib::ContentLibrary::Open(PosixFileSystem(), a.content_root);
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
   std::vector<std::string> failures, kept;
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  std::optional<importer::ProgressLine> progress;
+  if (a.progress == "always" || (a.progress == "auto" && terminal)) {
+    progress.emplace(
+        [](const std::string& text) {
+          std::fputs(text.c_str(), stderr);
+          std::fflush(stderr);
+        },
+        terminal, specs->size());
+  }
+  auto print = [&](const std::string& line) {
+    if (progress) {
+      progress->Print(line);
+    } else {
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+  };
   auto summary = importer::ImportPackages(
       **lib, *specs,
       {.mode = *mode,
@@ -165,18 +188,19 @@ int RunConvert(const ConvertArgs& a) {
         using K = importer::ImportEvent::Kind;
         if (e.kind == K::kPackageFailed) {
           failures.push_back(fmt::format("{}: {}", e.package_id, e.error.message()));
-          std::fprintf(stderr, "failed: %s\n", failures.back().c_str());
+          print("failed: " + failures.back());
         } else if (e.kind == K::kPackageDone && !e.legacy_kept.empty()) {
           kept.push_back(fmt::format("{}: {}", e.package_id, e.legacy_kept));
-          std::fprintf(stderr, "legacy folder kept: %s\n", kept.back().c_str());
+          print("legacy folder kept: " + kept.back());
         }
         if (e.kind == K::kPackageDone && a.verbose) {
-          std::fprintf(stderr, "done: %s (%llu files, %s, %s new%s)\n", e.content_id.c_str(),
-                       static_cast<unsigned long long>(e.files_total), Mib(e.bytes_total).c_str(),
-                       Mib(e.bytes_stored).c_str(),
-                       e.already_done ? ", already in the library" : "");
+          print(fmt::format("done: {} ({} files, {}, {} new{})", e.content_id, e.files_total,
+                            Mib(e.bytes_total), Mib(e.bytes_stored),
+                            e.already_done ? ", already in the library" : ""));
         }
+        if (progress) progress->OnEvent(e);
       });
+  if (progress) progress->Finish();
   if (!summary.ok()) return Fail(fmt::format("conversion stopped: {}", summary.status().message()));
   const auto& s = *summary;
   if (a.output == "json") {
@@ -291,6 +315,11 @@ void AddLocalCommands(CLI::App& app, int* exit_code) {
       "file of lines '<PkgID> <SourceVersion> [keep]' (default: every subfolder, version 1)");
   convert->add_option("-o,--output", c->output, "table or json")->capture_default_str();
   convert->add_flag("-v,--verbose", c->verbose, "a line per package");
+  convert
+      ->add_option("--progress", c->progress,
+                   "auto (a line redrawn on stderr when it is a terminal), always (also a "
+                   "plain line every 10 s, for logs) or never")
+      ->capture_default_str();
   convert->add_flag("--fsync-each-file", c->fsync_each_file,
                     "fsync every stored file and INI as written (slower; for measuring)");
   convert->add_flag("--preflight", c->preflight,

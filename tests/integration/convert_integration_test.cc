@@ -163,6 +163,32 @@ TEST(ConvertIntegrationTest, VerifyRepairsDamagedObjectsFromLegacyCopies) {
   for (const auto& [path, data] : legacy_before) EXPECT_EQ(ReadFile(path), data) << path;
 }
 
+// A conversion into a log (stderr not a terminal) with --progress always
+// ends with a progress line that counts every package, a failed one too,
+// and the JSON summary stays one line of its own.
+TEST(ConvertIntegrationTest, ProgressAlwaysEndsWithALineCountingEveryPackage) {
+  testing::TempDir dir;
+  const std::string legacy = dir / "SMSPKGD$";
+  testing::MakeCorpus(legacy, 3, 4, 20000, /*seed=*/11);
+  testing::WriteFile(dir / "packages.txt", "ABC00001 1\nABC00002 1\nABC00003 1\nABC00009 1\n");
+  auto r =
+      RunCommand({Agent(), "convert", "--legacy-root", legacy, "--content-root", dir / "content",
+                  "--packages", dir / "packages.txt", "--progress", "always", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // ABC00009 has no folder
+  EXPECT_THAT(r.output, HasSubstr("failed: ABC00009"));
+  EXPECT_THAT(r.output,
+              ::testing::ContainsRegex("converted 3/4 packages, 1 failed, read [0-9.]+ MiB"));
+  const size_t json = r.output.find("\n{");
+  ASSERT_NE(json, std::string::npos) << r.output;
+  auto summary = nlohmann::json::parse(r.output.substr(json + 1));
+  EXPECT_EQ(summary["packages_done"], 3);
+
+  r = RunCommand({Agent(), "convert", "--legacy-root", legacy, "--content-root", dir / "content",
+                  "--progress", "sometimes"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("--progress must be auto, always or never"));
+}
+
 TEST(ConvertIntegrationTest, UsageErrorsExitTwoAndMissingLibraryExitsOne) {
   testing::TempDir dir;
   auto r = RunCommand({Agent(), "convert", "--legacy-root", dir.path(), "--content-root", dir / "c",
