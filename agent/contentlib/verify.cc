@@ -3,8 +3,14 @@
 // are collected and named, not fatal; only an I/O failure aborts.
 #include <fcntl.h>
 
+#include <algorithm>
+#include <atomic>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "agent/contentlib/content_hash.h"
 #include "agent/contentlib/content_library.h"
@@ -57,6 +63,71 @@ struct Checker {
     return std::optional<ScopedFd>(ScopedFd(fs, *fd));
   }
 };
+
+// Objects and contents are read this many at a time: enough to keep every
+// thread busy, few enough that the open folders and records stay small.
+constexpr size_t kChunkObjects = 1024;
+constexpr size_t kChunkContents = 64;
+
+// An object as the reading threads found it.
+struct ObjectRead {
+  int dir_fd = -1;  // its prefix folder
+  std::string name, rel;
+  absl::Status status;  // opening, stat or reading failed: verify stops
+  struct stat st {};
+  std::optional<std::string> ini;  // its reference list, if there is one
+  Sha256Digest digest{};           // with rehash, of a regular file
+  uint64_t bytes_hashed = 0;
+};
+
+size_t Threads() { return std::max(4u, std::thread::hardware_concurrency()); }
+
+// Runs fn(i, worker) for every i in [0, n) on up to Threads() threads;
+// `worker` < Threads() tells the threads apart.
+void ParallelEach(size_t n, const std::function<void(size_t, size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  auto work = [&](size_t worker) {
+    for (size_t i; (i = next++) < n;) fn(i, worker);
+  };
+  std::vector<std::thread> helpers;
+  for (size_t w = 1; w < std::min(n, Threads()); ++w) helpers.emplace_back(work, w);
+  work(0);
+  for (auto& t : helpers) t.join();
+}
+
+// Reads each object's reference list, opens, stats and (with rehash)
+// hashes the object, in parallel. Only reads: Checker::Read is safe here.
+void ReadObjects(Checker& c, std::vector<ObjectRead>& objects, bool rehash,
+                 std::vector<std::vector<uint8_t>>& bufs) {
+  FileSystem* fs = c.fs;
+  bufs.resize(Threads());
+  ParallelEach(objects.size(), [&](size_t i, size_t worker) {
+    ObjectRead& o = objects[i];
+    auto ini = c.Read(o.dir_fd, o.name + ".INI");
+    if (!ini.ok()) {
+      o.status = ini.status();
+      return;
+    }
+    o.ini = std::move(*ini);
+    // O_NONBLOCK: a FIFO planted in FileLib must not hang the verify.
+    auto fd = fs->OpenAt(o.dir_fd, o.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    if (!fd.ok()) {
+      o.status = fd.status();
+      return;
+    }
+    ScopedFd f(fs, *fd);
+    o.status = fs->Fstat(*fd, &o.st);
+    if (!o.status.ok() || !rehash || !S_ISREG(o.st.st_mode)) return;
+    std::vector<uint8_t>& buf = bufs[worker];
+    if (buf.empty()) buf.resize(1 << 20);
+    auto digest = HashFile(fs, *fd, buf, &o.bytes_hashed);
+    if (digest.ok()) {
+      o.digest = *digest;
+    } else {
+      o.status = digest.status();
+    }
+  });
+}
 
 }  // namespace
 
@@ -118,6 +189,52 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
   if (datalib) {
     ASSIGN_OR_RETURN(auto entries, fs_->ReadDir(datalib->get()));
     std::set<std::string> dirs_seen;
+    // Contents are read (their INI and tree) a chunk at a time in parallel,
+    // then checked here in order.
+    struct Content {
+      std::string cid, path;
+      ContentId id;
+      absl::StatusOr<ContentRecord> rec = absl::UnknownError("not read");
+    };
+    std::vector<Content> chunk;
+    auto check_chunk = [&] {
+      ParallelEach(chunk.size(), [&](size_t i, size_t) { chunk[i].rec = Lookup(chunk[i].id); });
+      for (Content& ct : chunk) {
+        const std::string& cid = ct.cid;
+        const std::string& path = ct.path;
+        const ContentId& id = ct.id;
+        const absl::StatusOr<ContentRecord>& rec = ct.rec;
+        if (!rec.ok()) {
+          c.Problem(rec.status().code() == absl::StatusCode::kNotFound ? Kind::kMissingContent
+                                                                       : Kind::kBadIni,
+                    DataLibDir(id), std::string(rec.status().message()));
+          continue;
+        }
+        if (!IsUpperHexDigest(rec->content_hash)) {
+          c.Problem(Kind::kBadIni, path, "[Info] Hash= is not 64 upper-case hex digits");
+        } else {
+          std::vector<HashedFile> hashed;
+          for (const auto& f : rec->files) hashed.push_back({f.rel_path, f.hash});
+          auto h = ComputeContentHash(rec->dirs, hashed);
+          if (h.ok() && *h != rec->content_hash) {
+            c.Problem(Kind::kContentHashMismatch, path,
+                      fmt::format("content hash {} does not match its files ({})",
+                                  rec->content_hash, *h));
+          }
+        }
+        for (const auto& f : rec->files) {
+          const std::string hex = ToHex(f.hash);
+          expected_users[hex].insert(cid);
+          auto [it, inserted] = expected_size.emplace(hex, f.size);
+          if (!inserted && it->second != f.size) {
+            c.Problem(Kind::kSizeMismatch, DataLibDir(id) + "/" + f.rel_path + ".INI",
+                      fmt::format("Size={} but another content records {} for the same hash",
+                                  f.size, it->second));
+          }
+        }
+      }
+      chunk.clear();
+    };
     for (const auto& e : entries) {
       if (IsTempName(e.name)) continue;
       if (!std::string_view(e.name).ends_with(".INI")) {
@@ -136,36 +253,10 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
       if (!committed.count(cid)) {
         c.Problem(Kind::kOrphan, path, "content is not named in PkgLib (an interrupted import?)");
       }
-      auto rec = Lookup(*id);
-      if (!rec.ok()) {
-        c.Problem(rec.status().code() == absl::StatusCode::kNotFound ? Kind::kMissingContent
-                                                                     : Kind::kBadIni,
-                  DataLibDir(*id), std::string(rec.status().message()));
-        continue;
-      }
-      if (!IsUpperHexDigest(rec->content_hash)) {
-        c.Problem(Kind::kBadIni, path, "[Info] Hash= is not 64 upper-case hex digits");
-      } else {
-        std::vector<HashedFile> hashed;
-        for (const auto& f : rec->files) hashed.push_back({f.rel_path, f.hash});
-        auto h = ComputeContentHash(rec->dirs, hashed);
-        if (h.ok() && *h != rec->content_hash) {
-          c.Problem(
-              Kind::kContentHashMismatch, path,
-              fmt::format("content hash {} does not match its files ({})", rec->content_hash, *h));
-        }
-      }
-      for (const auto& f : rec->files) {
-        const std::string hex = ToHex(f.hash);
-        expected_users[hex].insert(cid);
-        auto [it, inserted] = expected_size.emplace(hex, f.size);
-        if (!inserted && it->second != f.size) {
-          c.Problem(Kind::kSizeMismatch, DataLibDir(*id) + "/" + f.rel_path + ".INI",
-                    fmt::format("Size={} but another content records {} for the same hash", f.size,
-                                it->second));
-        }
-      }
+      chunk.push_back({cid, path, *id});
+      if (chunk.size() >= kChunkContents) check_chunk();
     }
+    check_chunk();
     for (const auto& d : dirs_seen) {
       if (!contents.count(d)) {
         c.Problem(Kind::kOrphan, std::string(kDataLib) + "/" + d, "folder without a content INI");
@@ -179,58 +270,37 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
     }
   }
 
-  // FileLib: each object, its name, bytes, size and reference list.
+  // FileLib: each object, its name, bytes, size and reference list. The
+  // objects of a chunk are opened and re-hashed on several threads (a cold
+  // disk reads faster with more reads in flight, a warm cache hashes on
+  // every core); the checks then run on this thread, in order.
   std::set<std::string> objects;
   if (filelib) {
     ASSIGN_OR_RETURN(auto prefixes, fs_->ReadDir(filelib->get()));
-    std::vector<uint8_t> buf(1 << 20);
-    for (const auto& p : prefixes) {
-      if (IsTempName(p.name)) continue;
-      const std::string dir_rel = std::string(kFileLib) + "/" + p.name;
-      if (p.name.size() != 4 || !IsUpperHex(p.name)) {
-        c.Problem(Kind::kOrphan, dir_rel, "not a FileLib prefix folder");
-        continue;
-      }
-      ASSIGN_OR_RETURN(auto dir, c.OpenDir(dir_rel));
-      if (!dir) continue;
-      ASSIGN_OR_RETURN(auto entries, fs_->ReadDir(dir->get()));
-      std::set<std::string> names;
-      for (const auto& e : entries) {
-        if (!IsTempName(e.name)) names.insert(e.name);
-      }
-      for (const auto& name : names) {
-        const std::string rel = dir_rel + "/" + name;
-        if (std::string_view(name).ends_with(".INI")) {
-          if (!names.count(name.substr(0, name.size() - 4))) {
-            c.Problem(Kind::kMissingObject, rel, "reference list without its object");
-          }
-          continue;
-        }
-        if (!IsUpperHexDigest(name) || name.compare(0, 4, p.name) != 0) {
-          c.Problem(Kind::kHashMismatch, rel,
-                    "object name is not its 64-digit upper-case hash under its prefix");
-          continue;
-        }
+    std::vector<ScopedFd> dirs;  // the chunk's prefix folders
+    std::vector<ObjectRead> chunk;
+    std::vector<std::vector<uint8_t>> bufs;  // one per reading thread
+    auto check_chunk = [&]() -> absl::Status {
+      ReadObjects(c, chunk, rehash, bufs);
+      for (ObjectRead& o : chunk) {
+        RETURN_IF_ERROR(o.status);
+        const std::string& name = o.name;
+        const std::string& rel = o.rel;
         objects.insert(name);
         ++c.result.objects;
-        ASSIGN_OR_RETURN(int fd, fs_->OpenAt(dir->get(), name, O_RDONLY | O_NOFOLLOW));
-        ScopedFd f(fs_, fd);
-        struct stat st {};
-        RETURN_IF_ERROR(fs_->Fstat(fd, &st));
+        const struct stat& st = o.st;
         if (!S_ISREG(st.st_mode)) {
           c.Problem(Kind::kHashMismatch, rel, "object is not a regular file");
           continue;
         }
         if (rehash) {
-          uint64_t off = 0;
-          ASSIGN_OR_RETURN(auto digest, HashFile(fs_, fd, buf, &off));
-          c.result.bytes_hashed += off;
-          const std::string actual = ToHex(digest);
+          c.result.bytes_hashed += o.bytes_hashed;
+          const std::string actual = ToHex(o.digest);
           if (actual != name) {
             c.Problem(Kind::kHashMismatch, rel, fmt::format("bytes hash to {}", actual));
           }
         }
-        ASSIGN_OR_RETURN(auto text, c.Read(dir->get(), name + ".INI"));
+        const std::optional<std::string>& text = o.ini;
         if (!text) {
           c.Problem(Kind::kBadIni, rel + ".INI", "object has no reference list");
           continue;
@@ -269,7 +339,44 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
         }
         if (want.empty()) c.Problem(Kind::kOrphan, rel, "no content uses this object");
       }
+      chunk.clear();
+      dirs.clear();
+      return absl::OkStatus();
+    };
+    for (const auto& p : prefixes) {
+      if (IsTempName(p.name)) continue;
+      const std::string dir_rel = std::string(kFileLib) + "/" + p.name;
+      if (p.name.size() != 4 || !IsUpperHex(p.name)) {
+        c.Problem(Kind::kOrphan, dir_rel, "not a FileLib prefix folder");
+        continue;
+      }
+      ASSIGN_OR_RETURN(auto dir, c.OpenDir(dir_rel));
+      if (!dir) continue;
+      ASSIGN_OR_RETURN(auto entries, fs_->ReadDir(dir->get()));
+      const int dir_fd = dir->get();
+      dirs.push_back(std::move(*dir));
+      std::set<std::string> names;
+      for (const auto& e : entries) {
+        if (!IsTempName(e.name)) names.insert(e.name);
+      }
+      for (const auto& name : names) {
+        const std::string rel = dir_rel + "/" + name;
+        if (std::string_view(name).ends_with(".INI")) {
+          if (!names.count(name.substr(0, name.size() - 4))) {
+            c.Problem(Kind::kMissingObject, rel, "reference list without its object");
+          }
+          continue;
+        }
+        if (!IsUpperHexDigest(name) || name.compare(0, 4, p.name) != 0) {
+          c.Problem(Kind::kHashMismatch, rel,
+                    "object name is not its 64-digit upper-case hash under its prefix");
+          continue;
+        }
+        chunk.push_back({dir_fd, name, rel});
+      }
+      if (chunk.size() >= kChunkObjects) RETURN_IF_ERROR(check_chunk());
     }
+    RETURN_IF_ERROR(check_chunk());
     for (const auto& [hex, users] : expected_users) {
       if (!objects.count(hex)) {
         c.Problem(Kind::kMissingObject, FileLibObject(hex),

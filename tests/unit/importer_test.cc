@@ -9,11 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "agent/contentlib/content_library.h"
+#include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/status_matchers.h"
@@ -565,6 +567,50 @@ TEST_F(ImporterTest, VerifyNamesEveryKindOfDamage) {
   ASSERT_OK(quick);
   for (const auto& p : quick->problems) EXPECT_NE(p.kind, VerifyProblem::Kind::kHashMismatch);
   EXPECT_FALSE(quick->ok());
+}
+
+// Verify reads contents 64 and objects 1,024 at a time on several threads:
+// a library of 70 contents and 1,400 objects (two chunks of each) is
+// checked whole, each object counted and hashed once, and damage wherever
+// it falls is found and named.
+TEST_F(ImporterTest, VerifyChecksEveryChunkOfALargeLibrary) {
+  std::vector<std::string> files;
+  for (int p = 1; p <= 70; ++p) {
+    std::map<std::string, std::string> tree;
+    for (int f = 0; f < 20; ++f) {
+      std::string data = fmt::format("package {} file {}", p, f);
+      tree[fmt::format("sub{}/f{}.bin", f % 3, f)] = data;
+      files.push_back(std::move(data));
+    }
+    MakeTree(legacy_ + fmt::format("/ABC{:05X}", p), tree);
+  }
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
+  auto clean = lib_->Verify();
+  ASSERT_OK(clean);
+  EXPECT_TRUE(clean->ok());
+  EXPECT_EQ(clean->contents, 70u);
+  EXPECT_EQ(clean->objects, 1400u);
+  uint64_t bytes = 0;
+  for (const auto& f : files) bytes += f.size();
+  EXPECT_EQ(clean->bytes_hashed, bytes);
+
+  // A flipped object, an object without its reference list, and a content
+  // that lost a file INI.
+  std::vector<std::string> hashes;
+  for (const auto& f : files) hashes.push_back(Sha256Hex(f));
+  std::sort(hashes.begin(), hashes.end());
+  const std::string lib = lib_->path() + "/";
+  dpr::testing::WriteFile(lib + contentlib::FileLibObject(hashes.back()), "flipped");
+  fs::remove(lib + contentlib::FileLibObject(hashes[hashes.size() - 2]) + ".INI");
+  fs::remove(lib + "DataLib/ABC00046.1/sub0/f0.bin.INI");
+  auto result = lib_->Verify();
+  ASSERT_OK(result);
+  std::map<VerifyProblem::Kind, std::string> found;
+  for (const auto& p : result->problems) found[p.kind] += p.path + ";";
+  EXPECT_THAT(found[VerifyProblem::Kind::kHashMismatch], HasSubstr(hashes.back()));
+  EXPECT_THAT(found[VerifyProblem::Kind::kBadIni], HasSubstr(hashes[hashes.size() - 2]));
+  EXPECT_THAT(found[VerifyProblem::Kind::kContentHashMismatch], HasSubstr("ABC00046.1"));
+  EXPECT_EQ(result->objects, 1400u);
 }
 
 TEST_F(ImporterTest, OpenSweepsTempsLeftByACrash) {
