@@ -40,12 +40,26 @@ struct VerifyArgs {
   std::string repair_from;  // a legacy root to take copies of damaged objects from
   bool no_rehash = false;
   std::string output = "table";
+  std::string progress = "auto";
 };
 
 int Fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "dp-agent: %s\n", message.c_str());
   return code;
 }
+
+// --progress: auto (when stderr is a terminal), always or never.
+bool ValidProgress(const std::string& v) { return v == "auto" || v == "always" || v == "never"; }
+bool WantProgress(const std::string& v, bool terminal) {
+  return v == "always" || (v == "auto" && terminal);
+}
+void ToStderr(const std::string& text) {
+  std::fputs(text.c_str(), stderr);
+  std::fflush(stderr);
+}
+constexpr const char* kProgressHelp =
+    "auto (a line redrawn on stderr when it is a terminal), always (also a plain line every "
+    "10 s, for logs) or never";
 
 // "<PkgID> <SourceVersion> [keep]" per line; '#' starts a comment.
 absl::StatusOr<std::vector<importer::PackageSpec>> ReadPackagesFile(const std::string& path,
@@ -153,23 +167,14 @@ int RunConvert(const ConvertArgs& a) {
     return Fail(std::string(specs.status().message()),
                 specs.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1);
   }
-  if (a.progress != "auto" && a.progress != "always" && a.progress != "never") {
-    return Fail("--progress must be auto, always or never", 2);
-  }
+  if (!ValidProgress(a.progress)) return Fail("--progress must be auto, always or never", 2);
   if (a.preflight) return RunPreflight(a, *specs, *mode);
   auto lib = contentlib::ContentLibrary::Open(PosixFileSystem(), a.content_root);
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
   std::vector<std::string> failures, kept;
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
-  std::optional<importer::ProgressLine> progress;
-  if (a.progress == "always" || (a.progress == "auto" && terminal)) {
-    progress.emplace(
-        [](const std::string& text) {
-          std::fputs(text.c_str(), stderr);
-          std::fflush(stderr);
-        },
-        terminal, specs->size());
-  }
+  std::optional<importer::ImportProgressLine> progress;
+  if (WantProgress(a.progress, terminal)) progress.emplace(ToStderr, terminal, specs->size());
   auto print = [&](const std::string& line) {
     if (progress) {
       progress->Print(line);
@@ -238,9 +243,20 @@ int RunConvert(const ConvertArgs& a) {
 
 int RunVerify(const VerifyArgs& a) {
   if (a.output != "table" && a.output != "json") return Fail("--output must be table or json", 2);
+  if (!ValidProgress(a.progress)) return Fail("--progress must be auto, always or never", 2);
   auto lib = contentlib::ContentLibrary::OpenExisting(PosixFileSystem(), a.content_root);
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
-  auto result = (*lib)->Verify(!a.no_rehash);
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  auto verify = [&] {
+    std::optional<importer::VerifyProgressLine> line;
+    if (WantProgress(a.progress, terminal)) line.emplace(ToStderr, terminal);
+    auto r = (*lib)->Verify(!a.no_rehash, [&](const contentlib::VerifyProgress& p) {
+      if (line) line->OnProgress(p);
+    });
+    if (line) line->Finish();
+    return r;
+  };
+  auto result = verify();
   if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
   nlohmann::json repair_json;
   if (!a.repair_from.empty() && !result->ok()) {
@@ -265,7 +281,7 @@ int RunVerify(const VerifyArgs& a) {
                    {"unrepaired", repair->unrepaired},
                    {"legacy_files_hashed", repair->files_hashed}};
     // What is left after the repair is what this command reports.
-    result = (*lib)->Verify(!a.no_rehash);
+    result = verify();
     if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
   }
   if (a.output == "json") {
@@ -315,11 +331,7 @@ void AddLocalCommands(CLI::App& app, int* exit_code) {
       "file of lines '<PkgID> <SourceVersion> [keep]' (default: every subfolder, version 1)");
   convert->add_option("-o,--output", c->output, "table or json")->capture_default_str();
   convert->add_flag("-v,--verbose", c->verbose, "a line per package");
-  convert
-      ->add_option("--progress", c->progress,
-                   "auto (a line redrawn on stderr when it is a terminal), always (also a "
-                   "plain line every 10 s, for logs) or never")
-      ->capture_default_str();
+  convert->add_option("--progress", c->progress, kProgressHelp)->capture_default_str();
   convert->add_flag("--fsync-each-file", c->fsync_each_file,
                     "fsync every stored file and INI as written (slower; for measuring)");
   convert->add_flag("--preflight", c->preflight,
@@ -344,6 +356,7 @@ void AddLocalCommands(CLI::App& app, int* exit_code) {
                      "replace damaged or missing objects with legacy files of the same bytes "
                      "found below this folder (read only), then verify again");
   verify->add_option("-o,--output", v->output, "table or json")->capture_default_str();
+  verify->add_option("--progress", v->progress, kProgressHelp)->capture_default_str();
   verify->callback([=] { *exit_code = RunVerify(*v); });
 }
 

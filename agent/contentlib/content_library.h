@@ -71,6 +71,14 @@ struct VerifyResult {
 
 std::string_view KindName(VerifyProblem::Kind kind);
 
+// How far a verify has got; reported after each chunk of contents or objects.
+struct VerifyProgress {
+  uint64_t contents_done = 0, contents_total = 0;
+  uint64_t objects_done = 0, objects_expected = 0;  // expected: those DataLib names
+  uint64_t bytes_hashed = 0, bytes_expected = 0;
+};
+using VerifyProgressFn = std::function<void(const VerifyProgress&)>;
+
 class ContentLibrary {
  public:
   // Opens <content_root>/SCCMContentLib, creating it and its three folders
@@ -178,7 +186,8 @@ class ContentLibrary {
   absl::Status RemoveTempFiles();
 
   // Re-hashes every object (when `rehash`) and checks every cross-reference.
-  absl::StatusOr<VerifyResult> Verify(bool rehash = true);
+  absl::StatusOr<VerifyResult> Verify(bool rehash = true,
+                                      const VerifyProgressFn& progress = nullptr);
 
  private:
   ContentLibrary(FileSystem* fs, std::string path, int lib_fd);

@@ -131,8 +131,12 @@ void ReadObjects(Checker& c, std::vector<ObjectRead>& objects, bool rehash,
 
 }  // namespace
 
-absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
+absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash, const VerifyProgressFn& progress) {
   Checker c{fs_, lib_fd_, {}};
+  VerifyProgress done;
+  auto report = [&] {
+    if (progress) progress(done);
+  };
   ASSIGN_OR_RETURN(auto pkglib, c.OpenDir(kPkgLib));
   ASSIGN_OR_RETURN(auto datalib, c.OpenDir(kDataLib));
   ASSIGN_OR_RETURN(auto filelib, c.OpenDir(kFileLib));
@@ -197,8 +201,12 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
       absl::StatusOr<ContentRecord> rec = absl::UnknownError("not read");
     };
     std::vector<Content> chunk;
+    for (const auto& e : entries) {
+      if (!IsTempName(e.name) && std::string_view(e.name).ends_with(".INI")) ++done.contents_total;
+    }
     auto check_chunk = [&] {
       ParallelEach(chunk.size(), [&](size_t i, size_t) { chunk[i].rec = Lookup(chunk[i].id); });
+      done.contents_done += chunk.size();
       for (Content& ct : chunk) {
         const std::string& cid = ct.cid;
         const std::string& path = ct.path;
@@ -234,6 +242,7 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
         }
       }
       chunk.clear();
+      report();
     };
     for (const auto& e : entries) {
       if (IsTempName(e.name)) continue;
@@ -246,6 +255,7 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
       auto id = ParseContentId(cid);
       if (!id.ok()) {
         c.Problem(Kind::kBadIni, path, std::string(id.status().message()));
+        ++done.contents_done;
         continue;
       }
       contents.insert(cid);
@@ -275,6 +285,8 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
   // disk reads faster with more reads in flight, a warm cache hashes on
   // every core); the checks then run on this thread, in order.
   std::set<std::string> objects;
+  done.objects_expected = expected_size.size();
+  for (const auto& [_, size] : expected_size) done.bytes_expected += rehash ? size : 0;
   if (filelib) {
     ASSIGN_OR_RETURN(auto prefixes, fs_->ReadDir(filelib->get()));
     std::vector<ScopedFd> dirs;  // the chunk's prefix folders
@@ -339,8 +351,11 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash) {
         }
         if (want.empty()) c.Problem(Kind::kOrphan, rel, "no content uses this object");
       }
+      done.objects_done += chunk.size();
+      done.bytes_hashed = c.result.bytes_hashed;
       chunk.clear();
       dirs.clear();
+      report();
       return absl::OkStatus();
     };
     for (const auto& p : prefixes) {

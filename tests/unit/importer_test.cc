@@ -585,7 +585,9 @@ TEST_F(ImporterTest, VerifyChecksEveryChunkOfALargeLibrary) {
     MakeTree(legacy_ + fmt::format("/ABC{:05X}", p), tree);
   }
   ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
-  auto clean = lib_->Verify();
+  std::vector<contentlib::VerifyProgress> reports;
+  auto clean =
+      lib_->Verify(true, [&](const contentlib::VerifyProgress& p) { reports.push_back(p); });
   ASSERT_OK(clean);
   EXPECT_TRUE(clean->ok());
   EXPECT_EQ(clean->contents, 70u);
@@ -593,6 +595,16 @@ TEST_F(ImporterTest, VerifyChecksEveryChunkOfALargeLibrary) {
   uint64_t bytes = 0;
   for (const auto& f : files) bytes += f.size();
   EXPECT_EQ(clean->bytes_hashed, bytes);
+  // A report after each chunk: 64 + 6 contents, then 1,024 + 376 objects.
+  ASSERT_EQ(reports.size(), 4u);
+  EXPECT_EQ(reports[0].contents_done, 64u);
+  EXPECT_EQ(reports[0].contents_total, 70u);
+  EXPECT_EQ(reports[2].objects_expected, 1400u);
+  EXPECT_EQ(reports[2].bytes_expected, bytes);
+  EXPECT_LT(reports[2].bytes_hashed, bytes);
+  EXPECT_EQ(reports[3].contents_done, 70u);
+  EXPECT_EQ(reports[3].objects_done, 1400u);
+  EXPECT_EQ(reports[3].bytes_hashed, bytes);
 
   // A flipped object, an object without its reference list, and a content
   // that lost a file INI.

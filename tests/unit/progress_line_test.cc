@@ -19,9 +19,9 @@ using Kind = ImportEvent::Kind;
 
 class ProgressLineTest : public ::testing::Test {
  protected:
-  ProgressLine Make(bool terminal, size_t packages) {
-    return ProgressLine([this](const std::string& s) { out_.push_back(s); }, terminal, packages,
-                        [this] { return now_; });
+  ImportProgressLine Make(bool terminal, size_t packages) {
+    return ImportProgressLine([this](const std::string& s) { out_.push_back(s); }, terminal,
+                              packages, [this] { return now_; });
   }
   void Advance(std::chrono::milliseconds d) { now_ += d; }
   static ImportEvent Event(Kind kind, const std::string& content, uint64_t done, uint64_t total) {
@@ -41,7 +41,7 @@ class ProgressLineTest : public ::testing::Test {
 constexpr uint64_t kMiB = 1 << 20;
 
 TEST_F(ProgressLineTest, PlainOutputWritesALineEveryTenSecondsAndOneAtTheEnd) {
-  ProgressLine p = Make(/*terminal=*/false, 3);
+  ImportProgressLine p = Make(/*terminal=*/false, 3);
   p.OnEvent(Event(Kind::kPackageStarted, "ABC00001.1", 0, 10 * kMiB));
   Advance(std::chrono::seconds(9));
   p.OnEvent(Event(Kind::kPackageProgress, "ABC00001.1", 4 * kMiB, 10 * kMiB));
@@ -60,7 +60,7 @@ TEST_F(ProgressLineTest, PlainOutputWritesALineEveryTenSecondsAndOneAtTheEnd) {
 }
 
 TEST_F(ProgressLineTest, CountsBytesReadOnceAndNotThoseOfPackagesDoneEarlier) {
-  ProgressLine p = Make(/*terminal=*/false, 4);
+  ImportProgressLine p = Make(/*terminal=*/false, 4);
   p.OnEvent(Event(Kind::kPackageStarted, "ABC00001.1", 0, 3 * kMiB));
   p.OnEvent(Event(Kind::kPackageStarted, "ABC00002.1", 0, 8 * kMiB));
   p.OnEvent(Event(Kind::kPackageProgress, "ABC00001.1", 2 * kMiB, 3 * kMiB));
@@ -80,7 +80,7 @@ TEST_F(ProgressLineTest, CountsBytesReadOnceAndNotThoseOfPackagesDoneEarlier) {
 }
 
 TEST_F(ProgressLineTest, TerminalLineIsRedrawnInPlaceAndClearedForOtherLines) {
-  ProgressLine p = Make(/*terminal=*/true, 2);
+  ImportProgressLine p = Make(/*terminal=*/true, 2);
   p.OnEvent(Event(Kind::kPackageStarted, "ABC00001.1", 0, 2 * kMiB));
   EXPECT_THAT(out_, IsEmpty());
   Advance(std::chrono::milliseconds(500));
@@ -103,6 +103,27 @@ TEST_F(ProgressLineTest, TerminalLineIsRedrawnInPlaceAndClearedForOtherLines) {
   EXPECT_THAT(out_[0], StartsWith("\rconverted 1/2 packages, read 2.0 MiB"));
   p.Finish();  // the summary follows on a clean line
   EXPECT_EQ(out_.back(), "\r\x1b[K");
+}
+
+TEST_F(ProgressLineTest, VerifyLineSaysContentsThenObjectsAndBytes) {
+  VerifyProgressLine p([this](const std::string& s) { out_.push_back(s); }, /*terminal=*/false,
+                       [this] { return now_; });
+  contentlib::VerifyProgress v;
+  v.contents_total = 468;
+  v.contents_done = 64;
+  p.OnProgress(v);
+  EXPECT_EQ(p.Text(), "verified 64/468 contents, 0 s");
+  v.contents_done = 468;
+  v.objects_expected = 13535;
+  v.objects_done = 1024;
+  v.bytes_expected = 1520 * kMiB;
+  v.bytes_hashed = 100 * kMiB;
+  Advance(std::chrono::seconds(10));
+  p.OnProgress(v);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0],
+            "verified 468/468 contents, 1024/13535 objects, re-hashed 100.0/1520.0 MiB "
+            "(10.0 MiB/s), 10 s\n");
 }
 
 }  // namespace
