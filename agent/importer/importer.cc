@@ -811,22 +811,27 @@ void Importer::FileFinished(PackageState* pkg, const WalkedFile& f, absl::Status
   }
   pkg->files_done.fetch_add(1);
   pkg->bytes_done.fetch_add(f.size);
-  const bool last = pkg->pending.fetch_sub(1) == 1;
-  bool report = last;
-  {
-    std::lock_guard<std::mutex> lock(pkg->mu);
-    auto now = Clock::now();
-    if (now - pkg->last_progress > std::chrono::milliseconds(200)) {
-      pkg->last_progress = now;
-      report = true;
-    }
-  }
-  if (report) {
+  auto report = [&] {
     ImportEvent e = Event(ImportEvent::Kind::kPackageProgress, *pkg);
     e.current_file = f.rel;
     Emit(e);
+  };
+  // A due progress event goes out before this file stops counting as
+  // pending: from then on only the worker of the package's last file may
+  // touch it, as the run frees it once that one is done (at once when the
+  // run stops on an error; ASan caught a worker reading a freed package).
+  {
+    std::unique_lock<std::mutex> lock(pkg->mu);
+    auto now = Clock::now();
+    if (now - pkg->last_progress > std::chrono::milliseconds(200)) {
+      pkg->last_progress = now;
+      lock.unlock();
+      report();
+    }
   }
-  if (last) {
+  if (pkg->pending.fetch_sub(1) != 1) return;
+  report();  // the last file: every file of the package is counted now
+  {
     absl::Status fatal_status;
     StagePackage(pkg, &fatal_status);
     std::lock_guard<std::mutex> lock(mu_);
