@@ -6,6 +6,7 @@
 #include "agent/importer/importer.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "agent/contentlib/content_library.h"
 #include "fmt/format.h"
@@ -623,6 +625,33 @@ TEST_F(ImporterTest, VerifyChecksEveryChunkOfALargeLibrary) {
   EXPECT_THAT(found[VerifyProblem::Kind::kBadIni], HasSubstr(hashes[hashes.size() - 2]));
   EXPECT_THAT(found[VerifyProblem::Kind::kContentHashMismatch], HasSubstr("ABC00046.1"));
   EXPECT_EQ(result->objects, 1400u);
+}
+
+// Verify keeps few files open whatever the library's size: a chunk of
+// 1,024 objects spans as many prefix folders, more than the usual limit of
+// 1,024 open files once the library's own are counted (a hand-run
+// `dp-agent verify` has that limit). Here it must pass with a limit of a few
+// files per verify thread above what the test already holds.
+TEST_F(ImporterTest, VerifyKeepsFewFilesOpen) {
+  for (int p = 1; p <= 55; ++p) {
+    std::map<std::string, std::string> tree;
+    for (int f = 0; f < 20; ++f) tree[fmt::format("f{}.bin", f)] = fmt::format("{}/{}", p, f);
+    MakeTree(legacy_ + fmt::format("/ABC{:05X}", p), tree);
+  }
+  ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
+  const size_t open_now = std::distance(fs::directory_iterator("/proc/self/fd"), {});
+  const rlim_t spare = 3 * std::max(8u, std::thread::hardware_concurrency()) + 16;
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  struct rlimit low = old_limit;
+  low.rlim_cur = std::min<rlim_t>(old_limit.rlim_cur, open_now + spare);
+  ASSERT_LT(low.rlim_cur, 1000u) << "the test needs a limit below a chunk's prefix folders";
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto result = lib_->Verify();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  ASSERT_OK(result);
+  EXPECT_TRUE(result->ok());
+  EXPECT_EQ(result->objects, 1100u);
 }
 
 TEST_F(ImporterTest, OpenSweepsTempsLeftByACrash) {
