@@ -11,6 +11,7 @@
 #include "agent/local_commands.h"
 #include "agent/service/agent_service.h"
 #include "common/fs/durable_file.h"
+#include "common/fs/open_file_limit.h"
 #include "common/grpc/daemon_reload.h"
 #include "common/grpc/grpc_log.h"
 #include "common/grpc/server_runner.h"
@@ -112,6 +113,9 @@ absl::Status RunDaemon(const AgentConfig& config, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Best effort: should it fail, a conversion that runs out of files says
+  // so and how to raise the limit.
+  (void)dpr::RaiseOpenFileLimit();
   CLI::App app{
       "dp-agent: converts a distribution point's legacy package folders into a "
       "content library, driven by dp-controller"};

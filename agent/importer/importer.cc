@@ -425,6 +425,16 @@ class Importer {
 
 absl::Status Importer::SpaceError(const absl::Status& cause) {
   if (cause.code() != absl::StatusCode::kResourceExhausted) return cause;
+  // RESOURCE_EXHAUSTED is also what running out of open files maps to: an
+  // admin told "full" with gigabytes free would look for the wrong cause.
+  const std::optional<int> err = ErrnoOf(cause);
+  if (err == EMFILE || err == ENFILE) {
+    return absl::ResourceExhaustedError(fmt::format(
+        "out of open files ({}); raise the limit (ulimit -n, or LimitNOFILE= for the service) "
+        "and run again: what was converted stays",
+        cause.message()));
+  }
+  if (err && *err != ENOSPC && *err != EDQUOT) return cause;
   struct statvfs vfs {};
   uint64_t free_mib = 0;
   if (fs_->StatVfs(lib_.lib_fd(), &vfs).ok()) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cerrno>
+#include <optional>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -31,11 +32,17 @@
 namespace dpr {
 
 // A status for a failed system call: the canonical code for `errno_value`
-// and "context: strerror" as the message.
+// and "context: strerror" as the message. The errno itself rides along as a
+// payload, because one code stands for several causes (ENOSPC, EDQUOT,
+// EMFILE and ENFILE are all RESOURCE_EXHAUSTED) that call for different
+// remedies.
 absl::Status ErrnoError(int errno_value, std::string_view context);
 
+// The errno of a status made by ErrnoError (through any Annotate), if any.
+std::optional<int> ErrnoOf(const absl::Status& status);
+
 // Prefixes the message of a non-OK status with `context` ("context: message"),
-// keeping its code. OK stays OK.
+// keeping its code and payloads. OK stays OK.
 absl::Status Annotate(const absl::Status& status, std::string_view context);
 
 }  // namespace dpr

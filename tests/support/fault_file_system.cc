@@ -101,6 +101,12 @@ absl::StatusOr<int> FaultFileSystem::OpenAt(int dirfd, const std::string& path, 
   if (!(flags & O_CREAT)) return real_->OpenAt(dirfd, path, flags, mode);
   RETURN_IF_ERROR(Mutate());
   const std::string abs = Abs(dirfd, path);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!fail_create_.empty() && abs.find(fail_create_) != std::string::npos) {
+      return Injected(fail_create_errno_, fmt::format("open '{}'", abs));
+    }
+  }
   const bool existed = Exists(abs);
   ASSIGN_OR_RETURN(int fd, real_->OpenAt(dirfd, path, flags, mode));
   if (!existed) {

@@ -1,6 +1,7 @@
 // A FileSystem that forwards to the real one and injects faults, in the
 // spirit of LevelDB's FaultInjectionTestEnv:
-//  - fail renames whose target contains a substring (EIO, or any errno);
+//  - fail renames whose target, or creations whose path, contains a
+//    substring (EIO, or any errno);
 //  - ENOSPC once a budget of written bytes is spent;
 //  - EIO from fsync/syncfs;
 //  - a crash at the K-th mutating call: that call and every later one fail
@@ -48,6 +49,13 @@ class FaultFileSystem final : public FileSystem {
     std::lock_guard<std::mutex> l(mu_);
     fail_rename_ = std::move(substring);
     fail_rename_errno_ = err;
+  }
+  // Creating files whose path contains `substring` fails with `err`
+  // ("": none).
+  void FailCreatesOf(std::string substring, int err) {
+    std::lock_guard<std::mutex> l(mu_);
+    fail_create_ = std::move(substring);
+    fail_create_errno_ = err;
   }
   void SetWriteBudget(int64_t bytes) {
     std::lock_guard<std::mutex> l(mu_);
@@ -151,6 +159,8 @@ class FaultFileSystem final : public FileSystem {
   mutable std::mutex mu_;
   std::string fail_rename_;
   int fail_rename_errno_ = EIO;
+  std::string fail_create_;
+  int fail_create_errno_ = 0;
   int64_t write_budget_ = -1;
   int fail_sync_errno_ = 0;
   int sync_delay_ms_ = 0;

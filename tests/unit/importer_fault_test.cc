@@ -229,6 +229,27 @@ TEST(ImporterFaultTest, DiskFullStopsCleanlyAndResumesLater) { DiskFull(kDefault
 // The disk fills during a single-pass copy, before the object is claimed.
 TEST(ImporterFaultTest, DiskFullDuringASinglePassCopyStopsCleanly) { DiskFull(kSmallBuffer); }
 
+// Running out of open files has the status code of a full disk; the admin
+// must be told which it is, and nothing may be lost either way.
+TEST(ImporterFaultTest, OutOfOpenFilesIsNotCalledAFullDisk) {
+  Site site;
+  FaultFileSystem fault(site.dir_ / "scratch");
+  fault.FailCreatesOf("/DataLib/", EMFILE);
+  auto summary = site.Import(&fault, ImportMode::kCopy);
+  ASSERT_FALSE(summary.ok());
+  const std::string message(summary.status().message());
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(message, HasSubstr("out of open files"));
+  EXPECT_THAT(message, HasSubstr("Too many open files"));
+  EXPECT_THAT(message, HasSubstr("ulimit -n"));
+  EXPECT_THAT(message, Not(HasSubstr("is full")));
+  site.CheckNoTemps("after running out of open files");
+  site.CheckNothingLost("after running out of open files");
+  fault.FailCreatesOf("", 0);
+  ASSERT_TRUE(site.Import(&fault, ImportMode::kCopy).ok());
+  site.CheckFinished("after the limit was raised");
+}
+
 TEST(ImporterFaultTest, FailedRenameStopsCleanly) {
   Site site;
   FaultFileSystem fault(site.dir_ / "scratch");
