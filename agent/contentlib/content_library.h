@@ -24,6 +24,7 @@
 #include "agent/contentlib/file_system.h"
 #include "agent/contentlib/library_layout.h"
 #include "common/hash/sha256.h"
+#include "common/log/verify_progress.h"
 
 namespace dpr::contentlib {
 
@@ -72,11 +73,7 @@ struct VerifyResult {
 std::string_view KindName(VerifyProblem::Kind kind);
 
 // How far a verify has got; reported after each chunk of contents or objects.
-struct VerifyProgress {
-  uint64_t contents_done = 0, contents_total = 0;
-  uint64_t objects_done = 0, objects_expected = 0;  // expected: those DataLib names
-  uint64_t bytes_hashed = 0, bytes_expected = 0;
-};
+using VerifyProgress = ::dpr::VerifyProgress;
 using VerifyProgressFn = std::function<void(const VerifyProgress&)>;
 
 class ContentLibrary {

@@ -97,22 +97,6 @@ void VerifyProgressLine::OnProgress(const contentlib::VerifyProgress& p) {
   Tick();
 }
 
-std::string VerifyProgressLine::Text() const {
-  const contentlib::VerifyProgress& p = last_;
-  std::string text = fmt::format("verified {}/{} contents", p.contents_done, p.contents_total);
-  if (p.objects_done > 0) {
-    // Objects the contents do not name are found only by listing FileLib,
-    // so the total is what DataLib expects.
-    text += fmt::format(", {}/{} objects", p.objects_done, p.objects_expected);
-  }
-  const double seconds = Seconds();
-  if (p.bytes_hashed > 0) {
-    text +=
-        fmt::format(", re-hashed {:.1f}/{:.1f} MiB", Mib(p.bytes_hashed), Mib(p.bytes_expected));
-    if (seconds > 0) text += fmt::format(" ({:.1f} MiB/s)", Mib(p.bytes_hashed) / seconds);
-  }
-  text += fmt::format(", {:.0f} s", seconds);
-  return text;
-}
+std::string VerifyProgressLine::Text() const { return VerifyProgressText(last_, Seconds()); }
 
 }  // namespace dpr::importer

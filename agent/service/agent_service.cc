@@ -416,6 +416,45 @@ grpc::Status AgentServiceImpl::VerifyLibrary(grpc::ServerContext* context,
                                              const v1::VerifyLibraryRequest* request,
                                              v1::VerifyReport* response) {
   if (auto st = CheckCaller(context, "VerifyLibrary", true); !st.ok()) return st;
+  return RunVerify(*request, {}, response);
+}
+
+grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
+                                                  const v1::VerifyLibraryRequest* request,
+                                                  grpc::ServerWriter<v1::VerifyEvent>* writer) {
+  if (auto st = CheckCaller(context, "WatchVerifyLibrary", true); !st.ok()) return st;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_sent = start;
+  v1::VerifyEvent event;
+  auto* progress = event.mutable_progress();
+  bool client_gone = false;
+  auto send_progress = [&] {
+    progress->set_seconds(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!client_gone && !writer->Write(event)) client_gone = true;  // it finishes anyway
+  };
+  auto on_progress = [&](const contentlib::VerifyProgress& p) {
+    progress->set_contents_done(p.contents_done);
+    progress->set_contents_total(p.contents_total);
+    progress->set_objects_done(p.objects_done);
+    progress->set_objects_expected(p.objects_expected);
+    progress->set_bytes_hashed(p.bytes_hashed);
+    progress->set_bytes_expected(p.bytes_expected);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_sent < std::chrono::milliseconds(500)) return;
+    last_sent = now;
+    send_progress();
+  };
+  v1::VerifyEvent last;
+  if (auto st = RunVerify(*request, on_progress, last.mutable_report()); !st.ok()) return st;
+  send_progress();  // the final counts, however soon the verify ended
+  if (!client_gone) writer->Write(last);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentServiceImpl::RunVerify(const v1::VerifyLibraryRequest& request,
+                                         const contentlib::VerifyProgressFn& progress,
+                                         v1::VerifyReport* response) {
   const auto start = std::chrono::steady_clock::now();
   const std::string lib_dir = config_.content_root + "/SCCMContentLib";
   response->set_has_datalib(IsDir(lib_dir + "/DataLib"));
@@ -435,7 +474,7 @@ grpc::Status AgentServiceImpl::VerifyLibrary(grpc::ServerContext* context,
     response->set_ok(false);
     return grpc::Status::OK;
   }
-  auto result = (*lib)->Verify(/*rehash=*/true);
+  auto result = (*lib)->Verify(/*rehash=*/true, progress);
   if (!result.ok()) return ToGrpcStatus(result.status());
   for (const auto& prob : result->problems) {
     auto* p = response->add_problems();
@@ -444,9 +483,9 @@ grpc::Status AgentServiceImpl::VerifyLibrary(grpc::ServerContext* context,
     p->set_detail(prob.detail);
   }
   uint64_t checked = result->packages;
-  if (request->package_ids_size() > 0) {
+  if (request.package_ids_size() > 0) {
     checked = 0;
-    for (const auto& id : request->package_ids()) {
+    for (const auto& id : request.package_ids()) {
       if (::access((lib_dir + "/PkgLib/" + id + ".INI").c_str(), F_OK) == 0) {
         ++checked;
       } else {

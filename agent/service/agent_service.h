@@ -10,6 +10,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/assignment.h"
+#include "agent/contentlib/content_library.h"
 #include "agent/importer/importer.h"
 #include "agent/service/agent_activity.h"
 #include "dpreassign/v1/agent.grpc.pb.h"
@@ -37,6 +38,9 @@ class AgentServiceImpl final : public dpreassign::v1::AgentService::Service {
   grpc::Status VerifyLibrary(grpc::ServerContext* context,
                              const dpreassign::v1::VerifyLibraryRequest* request,
                              dpreassign::v1::VerifyReport* response) override;
+  grpc::Status WatchVerifyLibrary(grpc::ServerContext* context,
+                                  const dpreassign::v1::VerifyLibraryRequest* request,
+                                  grpc::ServerWriter<dpreassign::v1::VerifyEvent>* writer) override;
   grpc::Status ListLegacyPackages(grpc::ServerContext* context,
                                   const dpreassign::v1::ListLegacyPackagesRequest* request,
                                   dpreassign::v1::ListLegacyPackagesResponse* response) override;
@@ -55,6 +59,10 @@ class AgentServiceImpl final : public dpreassign::v1::AgentService::Service {
   absl::StatusOr<std::vector<importer::PackageSpec>> Specs(
       const google::protobuf::RepeatedPtrField<dpreassign::v1::PackageRef>& refs) const;
   void FillStatus(dpreassign::v1::AgentStatus* response) const;
+  // Both verify calls: the report, with `progress` called as it goes.
+  grpc::Status RunVerify(const dpreassign::v1::VerifyLibraryRequest& request,
+                         const contentlib::VerifyProgressFn& progress,
+                         dpreassign::v1::VerifyReport* response);
 
   AgentConfig config_;
   std::string server_name_;

@@ -26,6 +26,14 @@ class AgentClient {
   virtual absl::Status Convert(const v1::ConvertRequest& request,
                                const std::function<void(const v1::ConvertEvent&)>& on_event) = 0;
   virtual absl::StatusOr<v1::VerifyReport> Verify(const v1::VerifyLibraryRequest& request) = 0;
+  // Verify, with `on_progress` called as the agent reports progress (not at
+  // all by an agent that cannot).
+  virtual absl::StatusOr<v1::VerifyReport> WatchVerify(
+      const v1::VerifyLibraryRequest& request,
+      const std::function<void(const v1::VerifyProgress&)>& on_progress) {
+    (void)on_progress;
+    return Verify(request);
+  }
   // Ends a Convert in progress (shutdown): it returns CANCELLED soon after.
   virtual void Cancel() {}
 };

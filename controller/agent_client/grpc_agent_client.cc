@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <optional>
 
 #include "common/grpc/peer_identity.h"
 #include "common/grpc/status_convert.h"
@@ -47,6 +48,35 @@ class GrpcAgentClient final : public AgentClient {
         "VerifyLibrary", reply,
         [&](grpc::ClientContext* c) { return stub_->VerifyLibrary(c, request, &reply); },
         /*long_running=*/true);
+  }
+
+  absl::StatusOr<v1::VerifyReport> WatchVerify(
+      const v1::VerifyLibraryRequest& request,
+      const std::function<void(const v1::VerifyProgress&)>& on_progress) override {
+    grpc::ClientContext context;  // no deadline: progress shows it lives
+    auto reader = stub_->WatchVerifyLibrary(&context, request);
+    v1::VerifyEvent event;
+    std::optional<v1::VerifyReport> report;
+    bool checked = false;
+    while (reader->Read(&event)) {
+      if (!checked) {
+        RETURN_IF_ERROR(CheckPeer(context));
+        checked = true;
+      }
+      if (event.has_progress()) on_progress(event.progress());
+      if (event.has_report()) report = event.report();
+    }
+    grpc::Status st = reader->Finish();
+    // An agent from before WatchVerifyLibrary: the plain call, no progress.
+    if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED && !checked) return Verify(request);
+    RETURN_IF_ERROR(Describe("WatchVerifyLibrary", st));
+    if (!checked) RETURN_IF_ERROR(CheckPeer(context));
+    if (!report) {
+      return absl::UnavailableError(
+          fmt::format("agent of '{}' at {} (WatchVerifyLibrary): the stream ended without a report",
+                      server_, endpoint_));
+    }
+    return *std::move(report);
   }
 
   absl::Status Convert(const v1::ConvertRequest& request,

@@ -10,6 +10,7 @@
 #include "common/nal/nal_path.h"
 #include "common/pki/pki.h"
 #include "common/status/fmt_absl.h"
+#include "common/status/status_macros.h"
 #include "controller/inventory/inventory_json.h"
 #include "controller/reassign/job_proto.h"
 #include "fmt/format.h"
@@ -302,15 +303,36 @@ grpc::Status AdminServiceImpl::RetryConversion(grpc::ServerContext*,
 grpc::Status AdminServiceImpl::VerifyDistributionPoint(
     grpc::ServerContext*, const v1::VerifyDistributionPointRequest* request,
     v1::VerifyReport* response) {
-  if (auto st = CheckDpArgument(request->dp()); !st.ok()) return Fail(st);
-  auto dp = Resolve(store_, request->dp());
-  if (!dp.ok()) return Fail(dp.status());
-  auto agent = agents_.Connect(dp->agent_endpoint, dp->server);
-  if (!agent.ok()) return Fail(agent.status());
-  auto report = (*agent)->Verify({});
+  auto report = VerifyDp(request->dp(), {});
   if (!report.ok()) return Fail(report.status());
   *response = *report;
   return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::WatchVerifyDistributionPoint(
+    grpc::ServerContext*, const v1::VerifyDistributionPointRequest* request,
+    grpc::ServerWriter<v1::VerifyEvent>* writer) {
+  // A watcher that left does not stop the agent's verify: it ends on its own.
+  bool watcher_gone = false;
+  auto report = VerifyDp(request->dp(), [&](const v1::VerifyProgress& p) {
+    v1::VerifyEvent e;
+    *e.mutable_progress() = p;
+    if (!watcher_gone && !writer->Write(e)) watcher_gone = true;
+  });
+  if (!report.ok()) return Fail(report.status());
+  v1::VerifyEvent last;
+  *last.mutable_report() = *std::move(report);
+  if (!watcher_gone) writer->Write(last);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<v1::VerifyReport> AdminServiceImpl::VerifyDp(
+    const std::string& dp_arg, const std::function<void(const v1::VerifyProgress&)>& on_progress) {
+  RETURN_IF_ERROR(CheckDpArgument(dp_arg));
+  ASSIGN_OR_RETURN(auto dp, Resolve(store_, dp_arg));
+  ASSIGN_OR_RETURN(auto agent, agents_.Connect(dp.agent_endpoint, dp.server));
+  if (!on_progress) return agent->Verify({});
+  return agent->WatchVerify({}, on_progress);
 }
 
 }  // namespace dpr::controller

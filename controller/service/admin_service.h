@@ -2,6 +2,7 @@
 // libraries. Only admin certificates reach it (RoleGate in main).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "controller/agent_client/agent_client.h"
@@ -46,8 +47,16 @@ class AdminServiceImpl final : public dpreassign::v1::AdminService::Service {
   grpc::Status VerifyDistributionPoint(
       grpc::ServerContext* context, const dpreassign::v1::VerifyDistributionPointRequest* request,
       dpreassign::v1::VerifyReport* response) override;
+  grpc::Status WatchVerifyDistributionPoint(
+      grpc::ServerContext* context, const dpreassign::v1::VerifyDistributionPointRequest* request,
+      grpc::ServerWriter<dpreassign::v1::VerifyEvent>* writer) override;
 
  private:
+  // Both verify calls: the DP's agent's report, with progress if wanted.
+  absl::StatusOr<dpreassign::v1::VerifyReport> VerifyDp(
+      const std::string& dp,
+      const std::function<void(const dpreassign::v1::VerifyProgress&)>& on_progress);
+
   ControllerConfig config_;
   std::string server_name_;
   sitedb::SiteStore& store_;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/grpc/tls_credentials.h"
+#include "dpreassign/v1/admin.grpc.pb.h"
 #include "dpreassign/v1/agent.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -225,6 +226,48 @@ TEST_F(EndToEndTest, ReassignsOneDpAndConvertsItsLibraryLeavingTheOtherAlone) {
   EXPECT_EQ(count("PkgServer=" + dp02), 3u);
   EXPECT_EQ(count("NALPath=" + dp02),
             3u + 3u + 1u + 4u + 1u);  // PkgServers, ContentDPMap, DP, SysRes, MigrationDP
+}
+
+// An admin watching a DP's verify gets the agent's progress relayed by the
+// controller, then the report; the last progress counts what it reports.
+TEST_F(EndToEndTest, AWatchedVerifyStreamsTheAgentsProgressThenTheReport) {
+  Import(agent1_, agent2_);
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"}).exit_code, 0);
+  auto creds =
+      MakeChannelCredentials({pki_ + "/ops1.crt", pki_ + "/ops1.key", pki_ + "/ca.crt", 60});
+  ASSERT_TRUE(creds.ok()) << creds.status();
+  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(addr_, *creds));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::VerifyDistributionPointRequest req;
+  req.set_dp("DP01.CONTOSO.COM");
+  auto reader = stub->WatchVerifyDistributionPoint(&ctx, req);
+  std::vector<v1::VerifyEvent> events;
+  for (v1::VerifyEvent e; reader->Read(&e);) events.push_back(e);
+  grpc::Status st = reader->Finish();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_GE(events.size(), 2u);
+  ASSERT_TRUE(events.back().has_report());
+  const v1::VerifyReport& report = events.back().report();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.packages_checked(), 6u);
+  const v1::VerifyEvent& last_progress = events[events.size() - 2];
+  ASSERT_TRUE(last_progress.has_progress());
+  EXPECT_EQ(last_progress.progress().contents_done(), report.contents_checked());
+  EXPECT_EQ(last_progress.progress().contents_total(), report.contents_checked());
+  EXPECT_EQ(last_progress.progress().objects_done(), report.objects_checked());
+  EXPECT_EQ(last_progress.progress().bytes_hashed(), report.bytes_hashed());
+  EXPECT_GT(report.bytes_hashed(), 0u);
+  for (size_t i = 0; i + 1 < events.size(); ++i) EXPECT_TRUE(events[i].has_progress()) << i;
+  // An unknown DP: a clear error, no stream of nothing.
+  grpc::ClientContext ctx2;
+  req.set_dp("NOSUCH.CONTOSO.COM");
+  auto bad = stub->WatchVerifyDistributionPoint(&ctx2, req);
+  v1::VerifyEvent e;
+  EXPECT_FALSE(bad->Read(&e));
+  st = bad->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+  EXPECT_THAT(st.error_message(), HasSubstr("NOSUCH.CONTOSO.COM"));
 }
 
 // The agent dies (kill -9) in the middle of the conversion and comes back:
@@ -545,7 +588,7 @@ TEST_F(EndToEndTest, TheAgentObeysOnlyItsAssignedController) {
   grpc::ChannelArguments args;
   args.SetSslTargetNameOverride("DP01.CONTOSO.COM");
   auto stub = v1::AgentService::NewStub(grpc::CreateCustomChannel(agent1_, *creds, args));
-  for (int method = 0; method < 3; ++method) {
+  for (int method = 0; method < 4; ++method) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc::Status st;
@@ -558,6 +601,12 @@ TEST_F(EndToEndTest, TheAgentObeysOnlyItsAssignedController) {
     } else if (method == 1) {
       v1::VerifyReport resp;
       st = stub->VerifyLibrary(&ctx, {}, &resp);
+    } else if (method == 2) {
+      auto reader = stub->WatchVerifyLibrary(&ctx, {});
+      v1::VerifyEvent e;
+      while (reader->Read(&e)) {
+      }
+      st = reader->Finish();
     } else {
       auto reader = stub->ConvertContent(&ctx, {});
       v1::ConvertEvent e;

@@ -112,6 +112,7 @@ class FakeAgent final : public v1::AgentService::Service {
   grpc::Status VerifyLibrary(grpc::ServerContext*, const v1::VerifyLibraryRequest* req,
                              v1::VerifyReport* out) override {
     std::lock_guard<std::mutex> l(mu);
+    ++verify_calls;
     out->set_has_datalib(!converted.empty());
     out->set_has_filelib(!converted.empty());
     out->set_has_pkglib(!converted.empty());
@@ -138,6 +139,7 @@ class FakeAgent final : public v1::AgentService::Service {
   std::string controller;
   uint32_t dpid = 0;
   int assign_calls = 0;
+  std::atomic<int> verify_calls{0};
   std::string fail_package;
   int package_ms = 0;
   std::atomic<int> convert_calls{0};
@@ -303,6 +305,14 @@ TEST_F(ReassignIntegrationTest, RunsToCompletedAndLeavesTheOtherDpAlone) {
   auto again = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"});
   EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_THAT(again.output, HasSubstr("existing job 1"));
+
+  // This agent has no WatchVerifyLibrary (as one from before it): dpctl's
+  // watched verify falls back to the plain call.
+  const int verify_calls = fake1_.verify_calls;
+  auto verify = Dpctl({"dp", "verify", "DP01.CONTOSO.COM"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_THAT(verify.output, HasSubstr("library OK"));
+  EXPECT_EQ(fake1_.verify_calls, verify_calls + 1);
 
   auto show = Dpctl({"dp", "show", "DP01.CONTOSO.COM"});
   EXPECT_THAT(show.output, HasSubstr("DPID 6) in site P01"));

@@ -1,0 +1,24 @@
+#include "common/log/verify_progress.h"
+
+#include "fmt/format.h"
+
+namespace dpr {
+
+std::string VerifyProgressText(const VerifyProgress& p, double seconds) {
+  auto mib = [](uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
+  std::string text = fmt::format("verified {}/{} contents", p.contents_done, p.contents_total);
+  if (p.objects_done > 0) {
+    // Objects the contents do not name are found only by listing FileLib,
+    // so the total is what DataLib expects.
+    text += fmt::format(", {}/{} objects", p.objects_done, p.objects_expected);
+  }
+  if (p.bytes_hashed > 0) {
+    text +=
+        fmt::format(", re-hashed {:.1f}/{:.1f} MiB", mib(p.bytes_hashed), mib(p.bytes_expected));
+    if (seconds > 0) text += fmt::format(" ({:.1f} MiB/s)", mib(p.bytes_hashed) / seconds);
+  }
+  text += fmt::format(", {:.0f} s", seconds);
+  return text;
+}
+
+}  // namespace dpr
