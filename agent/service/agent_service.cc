@@ -81,6 +81,12 @@ AgentServiceImpl::AgentServiceImpl(AgentConfig config, std::string server_name,
     test_package_delay_ms_ = std::atoi(delay);
     SPDLOG_WARN("test hook: {} ms pause after each converted package", test_package_delay_ms_);
   }
+  if (const char* delay = std::getenv("DPR_TEST_AGENT_VERIFY_DELAY_MS")) {
+    test_verify_delay_ms_ = std::atoi(delay);
+    if (test_verify_delay_ms_ > 0) {
+      SPDLOG_WARN("test hook: {} ms pause before each watched verify", test_verify_delay_ms_);
+    }
+  }
 }
 
 grpc::Status AgentServiceImpl::CheckCaller(grpc::ServerContext* context, const char* method,
@@ -445,6 +451,9 @@ grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
     last_sent = now;
     send_progress();
   };
+  for (int waited = 0; waited < test_verify_delay_ms_ && !context->IsCancelled(); waited += 50) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   v1::VerifyEvent last;
   if (auto st = RunVerify(*request, on_progress, last.mutable_report()); !st.ok()) return st;
   send_progress();  // the final counts, however soon the verify ended

@@ -53,24 +53,29 @@ class GrpcAgentClient final : public AgentClient {
   absl::StatusOr<v1::VerifyReport> WatchVerify(
       const v1::VerifyLibraryRequest& request,
       const std::function<void(const v1::VerifyProgress&)>& on_progress) override {
-    grpc::ClientContext context;  // no deadline: progress shows it lives
-    auto reader = stub_->WatchVerifyLibrary(&context, request);
-    v1::VerifyEvent event;
+    grpc::Status st;
     std::optional<v1::VerifyReport> report;
     bool checked = false;
-    while (reader->Read(&event)) {
-      if (!checked) {
-        RETURN_IF_ERROR(CheckPeer(context));
-        checked = true;
+    {
+      grpc::ClientContext context;  // no deadline: progress shows it lives
+      ActiveCall active(this, &context);
+      RETURN_IF_ERROR(active.status());
+      auto reader = stub_->WatchVerifyLibrary(&context, request);
+      v1::VerifyEvent event;
+      while (reader->Read(&event)) {
+        if (!checked) {
+          RETURN_IF_ERROR(CheckPeer(context));
+          checked = true;
+        }
+        if (event.has_progress()) on_progress(event.progress());
+        if (event.has_report()) report = event.report();
       }
-      if (event.has_progress()) on_progress(event.progress());
-      if (event.has_report()) report = event.report();
+      st = reader->Finish();
+      if (st.ok() && !checked) RETURN_IF_ERROR(CheckPeer(context));
     }
-    grpc::Status st = reader->Finish();
     // An agent from before WatchVerifyLibrary: the plain call, no progress.
     if (st.error_code() == grpc::StatusCode::UNIMPLEMENTED && !checked) return Verify(request);
     RETURN_IF_ERROR(Describe("WatchVerifyLibrary", st));
-    if (!checked) RETURN_IF_ERROR(CheckPeer(context));
     if (!report) {
       return absl::UnavailableError(
           fmt::format("agent of '{}' at {} (WatchVerifyLibrary): the stream ended without a report",
@@ -82,18 +87,8 @@ class GrpcAgentClient final : public AgentClient {
   absl::Status Convert(const v1::ConvertRequest& request,
                        const std::function<void(const v1::ConvertEvent&)>& on_event) override {
     grpc::ClientContext context;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (cancelled_) return absl::CancelledError("the controller is shutting down");
-      active_ = &context;
-    }
-    struct Unregister {
-      GrpcAgentClient* self;
-      ~Unregister() {
-        std::lock_guard<std::mutex> l(self->mu_);
-        self->active_ = nullptr;
-      }
-    } unregister{this};
+    ActiveCall active(this, &context);
+    RETURN_IF_ERROR(active.status());
     auto reader = stub_->ConvertContent(&context, request);
     v1::ConvertEvent event;
     bool checked = false;
@@ -116,11 +111,39 @@ class GrpcAgentClient final : public AgentClient {
   }
 
  private:
+  // A call that can run for hours, registered so Cancel() can end it.
+  class ActiveCall {
+   public:
+    ActiveCall(GrpcAgentClient* self, grpc::ClientContext* context) : self_(self) {
+      std::lock_guard<std::mutex> l(self_->mu_);
+      if (self_->cancelled_) {
+        status_ = absl::CancelledError("the controller is shutting down");
+        return;
+      }
+      self_->active_ = context;
+    }
+    ~ActiveCall() {
+      std::lock_guard<std::mutex> l(self_->mu_);
+      if (status_.ok()) self_->active_ = nullptr;
+    }
+    ActiveCall(const ActiveCall&) = delete;
+    ActiveCall& operator=(const ActiveCall&) = delete;
+    const absl::Status& status() const { return status_; }
+
+   private:
+    GrpcAgentClient* self_;
+    absl::Status status_;
+  };
+
   template <typename Reply, typename Call>
   absl::StatusOr<Reply> Unary(const char* method, Reply& reply, Call call,
                               bool long_running = false) {
     grpc::ClientContext context;
-    if (!long_running) {
+    std::optional<ActiveCall> active;
+    if (long_running) {
+      active.emplace(this, &context);  // no deadline, but Cancel() ends it
+      RETURN_IF_ERROR(active->status());
+    } else {
       context.set_deadline(std::chrono::system_clock::now() +
                            std::chrono::seconds(options_.unary_deadline_seconds));
     }
@@ -159,7 +182,7 @@ class GrpcAgentClient final : public AgentClient {
 
   std::unique_ptr<v1::AgentService::Stub> stub_;
   std::mutex mu_;
-  grpc::ClientContext* active_ = nullptr;  // the Convert in progress
+  grpc::ClientContext* active_ = nullptr;  // the long call in progress
   bool cancelled_ = false;
   std::string endpoint_;
   std::string server_;

@@ -109,6 +109,9 @@ class Renderer {
       case v1::JobEvent::kPackageFailed:
         inflight_.erase(e.package_failed().package_id());
         break;
+      case v1::JobEvent::kVerifyProgress:
+        verify_ = e.verify_progress();
+        break;
       case v1::JobEvent::kFinished: {
         const auto& f = e.finished();
         finished_ = f.status();  // first, so the bars are not drawn again
@@ -179,6 +182,12 @@ class Renderer {
                 Bar(done, total_, 24).c_str(), packages_done_, packages_total_, Mib(done).c_str(),
                 Mib(total_).c_str(), rate / (1 << 20), eta.c_str());
     ++drawn_;
+    if (verify_) {
+      const v1::VerifyProgress& v = *verify_;
+      std::printf("  library    %s %s\n", Bar(v.bytes_hashed(), v.bytes_expected(), 24).c_str(),
+                  VerifyProgressText(v).c_str());
+      ++drawn_;
+    }
     if (first_draw_) {
       first_done_ = done;
       first_draw_ = false;
@@ -191,6 +200,7 @@ class Renderer {
   bool have_snapshot_ = false;
   std::optional<v1::JobStatus> finished_;
   std::map<std::string, v1::Progress> inflight_;
+  std::optional<v1::VerifyProgress> verify_;  // step 9, as the agent checks
   uint64_t base_done_ = 0, total_ = 0, first_done_ = 0;
   uint32_t packages_done_ = 0, packages_total_ = 0;
   bool first_draw_ = true;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/log/verify_progress.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace dpr::cli {
@@ -67,6 +68,17 @@ std::string JobStatusText(dpreassign::v1::JobStatus status) {
     default:
       return "NotStarted";
   }
+}
+
+std::string VerifyProgressText(const dpreassign::v1::VerifyProgress& p) {
+  VerifyProgress counts;
+  counts.contents_done = p.contents_done();
+  counts.contents_total = p.contents_total();
+  counts.objects_done = p.objects_done();
+  counts.objects_expected = p.objects_expected();
+  counts.bytes_hashed = p.bytes_hashed();
+  counts.bytes_expected = p.bytes_expected();
+  return dpr::VerifyProgressText(counts, p.seconds());
 }
 
 }  // namespace dpr::cli

@@ -24,6 +24,9 @@ class Table {
 // A job status as admins read it: "Completed", "Running", "Failed"...
 std::string JobStatusText(dpreassign::v1::JobStatus status);
 
+// An agent's verify progress in the words of `dp-agent verify`.
+std::string VerifyProgressText(const dpreassign::v1::VerifyProgress& p);
+
 // A message as one JSON document, proto field names, defaults included.
 std::string ToJson(const google::protobuf::Message& message, bool pretty = true);
 

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "common/grpc/status_convert.h"
-#include "common/log/verify_progress.h"
 #include "common/status/fmt_absl.h"
 #include "controller/cli/commands.h"
 #include "controller/cli/job_watch.h"
@@ -258,18 +257,6 @@ int RunDpConvert(GlobalOptions& global, CLI::App& app, const std::string& dp) {
   return kExitOk;
 }
 
-// "DP01: verified 468/468 contents, 6144/13535 objects, re-hashed …"
-std::string VerifyProgressLine(const std::string& dp, const v1::VerifyProgress& p) {
-  VerifyProgress counts;
-  counts.contents_done = p.contents_done();
-  counts.contents_total = p.contents_total();
-  counts.objects_done = p.objects_done();
-  counts.objects_expected = p.objects_expected();
-  counts.bytes_hashed = p.bytes_hashed();
-  counts.bytes_expected = p.bytes_expected();
-  return dp + ": " + VerifyProgressText(counts, p.seconds());
-}
-
 // The report of the DP's verify, streamed with progress (redrawn on stderr
 // when that is a terminal and the output is for people). No deadline: a
 // large library takes hours, and the progress shows it is alive. A
@@ -286,7 +273,8 @@ absl::StatusOr<v1::VerifyReport> VerifyWithProgress(Session& s, const std::strin
   while (reader->Read(&event)) {
     any = true;
     if (event.has_progress() && draw) {
-      std::fprintf(stderr, "\r%s\x1b[K", VerifyProgressLine(dp, event.progress()).c_str());
+      std::fprintf(stderr, "\r%s\x1b[K",
+                   (dp + ": " + VerifyProgressText(event.progress())).c_str());
       std::fflush(stderr);
     }
     if (event.has_report()) report = event.report();

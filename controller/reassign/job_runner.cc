@@ -91,9 +91,10 @@ void JobRunner::Stop() {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
     workers.swap(workers_);
-    // A conversion can run for hours: end its stream; the job stays
-    // Running at step 8 and resumes when the controller starts again.
-    for (auto& [job, agent] : converting_) agent->Cancel();
+    // A conversion or a library check can run for hours: end it; the job
+    // stays Running at step 8 or 9 and resumes when the controller starts
+    // again.
+    for (auto& [job, agent] : long_calls_) agent->Cancel();
   }
   cv_.notify_all();
   for (auto& t : workers) t.join();
@@ -396,7 +397,7 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stopping_) return absl::CancelledError("the controller is shutting down");
-      converting_[job.job_id] = agent;
+      long_calls_[job.job_id] = agent;
     }
     stream = agent->Convert(req, [&](const v1::ConvertEvent& e) {
       switch (e.event_case()) {
@@ -456,7 +457,7 @@ absl::StatusOr<bool> JobRunner::Convert(const sitedb::UpgradeJob& job, std::stri
     });
     {
       std::lock_guard<std::mutex> l(mu_);
-      converting_.erase(job.job_id);
+      long_calls_.erase(job.job_id);
       if (stopping_) return absl::CancelledError("the controller is shutting down");
     }
     if (stream.ok() || (stream.code() != absl::StatusCode::kUnavailable &&
@@ -500,7 +501,23 @@ absl::StatusOr<bool> JobRunner::CheckLibrary(const sitedb::UpgradeJob& job, std:
   ASSIGN_OR_RETURN(auto agent, agents_.Connect(job.agent_endpoint, job.server));
   v1::VerifyLibraryRequest req;
   for (const auto& p : packages) req.add_package_ids(p.package_id);
-  ASSIGN_OR_RETURN(auto report, agent->Verify(req));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return absl::CancelledError("the controller is shutting down");
+    long_calls_[job.job_id] = agent;
+  }
+  // The agent re-hashes its whole library: watchers see how far it is.
+  auto checked = agent->WatchVerify(req, [&](const v1::VerifyProgress& p) {
+    v1::JobEvent live;
+    *live.mutable_verify_progress() = p;
+    PublishLive(job.job_id, live);
+  });
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    long_calls_.erase(job.job_id);
+    if (stopping_) return absl::CancelledError("the controller is shutting down");
+  }
+  ASSIGN_OR_RETURN(auto report, std::move(checked));
   std::vector<std::string> missing;
   if (!report.has_datalib()) missing.push_back("DataLib");
   if (!report.has_filelib()) missing.push_back("FileLib");

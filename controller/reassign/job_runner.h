@@ -117,8 +117,9 @@ class JobRunner {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::map<int64_t, uint64_t> last_seq_;  // newest durable seq per job
-  // Agents converting now, so Stop() can end their streams.
-  std::map<int64_t, std::shared_ptr<controller::AgentClient>> converting_;
+  // Agents converting or checking their library now (calls that can run
+  // for hours), so Stop() can end them.
+  std::map<int64_t, std::shared_ptr<controller::AgentClient>> long_calls_;
   JobEvents events_;
 };
 

@@ -90,16 +90,32 @@ class EndToEndTest : public ::testing::Test {
 
   std::string StartAgent(const std::string& dir, const std::string& name,
                          std::unique_ptr<ChildProcess>* proc,
-                         const std::string& listen = "127.0.0.1:0", int package_delay_ms = 0) {
+                         const std::string& listen = "127.0.0.1:0", int package_delay_ms = 0,
+                         int verify_delay_ms = 0) {
     const std::string data = root() + "/" + dir;
     fs::remove(data + "/listen.addr");
     *proc = std::make_unique<ChildProcess>(
         std::vector<std::string>{
-            "/usr/bin/env", "DPR_TEST_AGENT_PACKAGE_DELAY_MS=" + std::to_string(package_delay_ms),
-            Bin("dp-agent"), "--data-dir", data, "--content-root", data + "/content",
-            "--legacy-root", data + "/legacy", "--listen", listen, "--cert",
-            pki_ + "/" + name + ".crt", "--key", pki_ + "/" + name + ".key", "--ca",
-            pki_ + "/ca.crt", "--metrics-listen", "127.0.0.1:0"},
+            "/usr/bin/env",
+            "DPR_TEST_AGENT_PACKAGE_DELAY_MS=" + std::to_string(package_delay_ms),
+            "DPR_TEST_AGENT_VERIFY_DELAY_MS=" + std::to_string(verify_delay_ms),
+            Bin("dp-agent"),
+            "--data-dir",
+            data,
+            "--content-root",
+            data + "/content",
+            "--legacy-root",
+            data + "/legacy",
+            "--listen",
+            listen,
+            "--cert",
+            pki_ + "/" + name + ".crt",
+            "--key",
+            pki_ + "/" + name + ".key",
+            "--ca",
+            pki_ + "/ca.crt",
+            "--metrics-listen",
+            "127.0.0.1:0"},
         data + ".out");
     return testing::WaitForFile(data + "/listen.addr");
   }
@@ -231,8 +247,22 @@ TEST_F(EndToEndTest, ReassignsOneDpAndConvertsItsLibraryLeavingTheOtherAlone) {
 // An admin watching a DP's verify gets the agent's progress relayed by the
 // controller, then the report; the last progress counts what it reports.
 TEST_F(EndToEndTest, AWatchedVerifyStreamsTheAgentsProgressThenTheReport) {
+  // Slow packages, so the reassign's watch is surely attached by step 9.
+  agent_proc1_.reset();
+  agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 100);
   Import(agent1_, agent2_);
-  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"}).exit_code, 0);
+  auto run = Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "-o", "json"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  // Step 9's check streams the agent's progress to the job's watchers.
+  nlohmann::json step9;
+  std::istringstream lines(run.output);
+  for (std::string line; std::getline(lines, line);) {
+    auto e = nlohmann::json::parse(line, nullptr, false);
+    if (e.is_object() && e.contains("verify_progress")) step9 = e["verify_progress"];
+  }
+  ASSERT_TRUE(step9.is_object()) << run.output;
+  EXPECT_EQ(step9.value("contents_done", ""), "6") << step9.dump();
+  EXPECT_EQ(step9.value("contents_total", ""), "6") << step9.dump();
   auto creds =
       MakeChannelCredentials({pki_ + "/ops1.crt", pki_ + "/ops1.key", pki_ + "/ca.crt", 60});
   ASSERT_TRUE(creds.ok()) << creds.status();
@@ -319,6 +349,36 @@ TEST_F(EndToEndTest, AControllerKilledMidConversionResumesWithTheAgentStillWorki
   auto verify = Dpctl({"dp", "verify", "DP01.CONTOSO.COM"});
   EXPECT_THAT(verify.output, HasSubstr("library OK: 6 package(s)"));
   EXPECT_THAT(LegacyLeft("dp01"), ::testing::ElementsAre(testing::PackageIdOf(1)));
+}
+
+// SIGTERM while the agent checks its library (step 9, hours on a large DP):
+// the controller stops promptly and checks again when restarted.
+TEST_F(EndToEndTest, AControllerStoppedDuringTheLibraryCheckStopsPromptlyAndResumes) {
+  agent_proc1_.reset();
+  agent1_ = StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, "127.0.0.1:0", 0, 30000);
+  Import(agent1_, agent2_);
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01", "--detach"}).exit_code, 0);
+  const std::string log = root() + "/controller/logs/distmgr.log";
+  for (int i = 0; i < 200 && testing::ReadFile(log).find("step 9: ") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_THAT(testing::ReadFile(log), HasSubstr("step 9: "));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into the agent's pause
+  const auto t0 = std::chrono::steady_clock::now();
+  controller_->Signal(SIGTERM);
+  EXPECT_EQ(controller_->Wait(std::chrono::seconds(40)), 0);
+  const double stop_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(stop_s, 5.0) << "the agent holds the check for 30 s";
+  EXPECT_THAT(testing::ReadFile(log), HasSubstr("interrupted by shutdown at step 9"));
+  // The agent again, without the pause; the restarted controller checks.
+  agent_proc1_.reset();
+  ASSERT_FALSE(StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, agent1_).empty());
+  fs::remove(root() + "/controller/listen.addr");
+  StartController();
+  auto watch = Dpctl({"job", "watch", "1"});
+  EXPECT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("job 1 Completed"));
 }
 
 // SIGTERM during a long conversion: the controller stops promptly instead of
