@@ -12,11 +12,13 @@
 #include "agent/contentlib/content_library.h"
 #include "agent/contentlib/file_system.h"
 #include "agent/importer/preflight.h"
+#include "agent/importer/repair.h"
 #include "common/grpc/peer_identity.h"
 #include "common/grpc/status_convert.h"
 #include "common/log/logging.h"
 #include "common/nal/nal_path.h"
 #include "common/status/fmt_absl.h"
+#include "common/status/status_macros.h"
 #include "fmt/format.h"
 
 namespace dpr::agent {
@@ -485,6 +487,35 @@ grpc::Status AgentServiceImpl::RunVerify(const v1::VerifyLibraryRequest& request
   }
   auto result = (*lib)->Verify(/*rehash=*/true, progress);
   if (!result.ok()) return ToGrpcStatus(result.status());
+  if (request.repair() && !result->ok()) {
+    if (config_.legacy_root.empty()) {
+      return ToGrpcStatus(absl::FailedPreconditionError(
+          "repair not started: the agent has no legacy root to take copies from (--legacy-root)"));
+    }
+    if (auto st = (*lib)->LockForWriting(); !st.ok()) {
+      return ToGrpcStatus(Annotate(st, "repair not started"));
+    }
+    auto damaged = importer::DamagedObjects(result->problems);
+    auto repair = importer::RepairFromLegacy(**lib, damaged, config_.legacy_root);
+    if (!repair.ok()) return ToGrpcStatus(Annotate(repair.status(), "repair stopped"));
+    auto* summary = response->mutable_repair();
+    summary->set_damaged(repair->damaged);
+    summary->set_legacy_files_hashed(repair->files_hashed);
+    for (size_t i = 0; i < repair->repaired.size(); ++i) {
+      auto* r = summary->add_repaired();
+      r->set_hash(repair->repaired[i]);
+      r->set_source(repair->sources[i]);
+      Log()->warn("repaired library object {} from '{}'", repair->repaired[i], repair->sources[i]);
+    }
+    for (const auto& h : repair->unrepaired) {
+      summary->add_unrepaired(h);
+      Log()->error("library object {} not repaired: no file below '{}' has its bytes", h,
+                   config_.legacy_root);
+    }
+    // What is left after the repair is what the report says.
+    result = (*lib)->Verify(/*rehash=*/true, progress);
+    if (!result.ok()) return ToGrpcStatus(result.status());
+  }
   for (const auto& prob : result->problems) {
     auto* p = response->add_problems();
     p->set_kind(static_cast<v1::VerifyProblem::Kind>(static_cast<int>(prob.kind) + 1));

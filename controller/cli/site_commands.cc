@@ -261,9 +261,11 @@ int RunDpConvert(GlobalOptions& global, CLI::App& app, const std::string& dp) {
 // when that is a terminal and the output is for people). No deadline: a
 // large library takes hours, and the progress shows it is alive. A
 // controller without the streaming call gets the plain one (1 hour).
-absl::StatusOr<v1::VerifyReport> VerifyWithProgress(Session& s, const std::string& dp) {
+absl::StatusOr<v1::VerifyReport> VerifyWithProgress(Session& s, const std::string& dp,
+                                                    bool repair) {
   v1::VerifyDistributionPointRequest req;
   req.set_dp(dp);
+  req.set_repair(repair);
   const bool draw = s.format == OutputFormat::kTable && ::isatty(STDERR_FILENO) == 1;
   grpc::ClientContext ctx;
   auto reader = s.stub->WatchVerifyDistributionPoint(&ctx, req);
@@ -295,15 +297,27 @@ absl::StatusOr<v1::VerifyReport> VerifyWithProgress(Session& s, const std::strin
   return *std::move(report);
 }
 
-int RunDpVerify(GlobalOptions& global, CLI::App& app, const std::string& dp) {
+int RunDpVerify(GlobalOptions& global, CLI::App& app, const std::string& dp, bool repair) {
   auto s = Open(global, app);
   if (!s.ok()) return ReportError(s.status());
-  auto verified = VerifyWithProgress(*s, dp);
+  auto verified = VerifyWithProgress(*s, dp, repair);
   if (!verified.ok()) return ReportError(verified.status());
   const v1::VerifyReport& report = *verified;
   if (s->format == OutputFormat::kJson) {
     std::printf("%s\n", ToJson(report).c_str());
   } else {
+    if (report.has_repair()) {
+      const auto& r = report.repair();
+      for (const auto& o : r.repaired()) {
+        std::printf("repaired: %s from '%s'\n", o.hash().c_str(), o.source().c_str());
+      }
+      for (const auto& h : r.unrepaired()) {
+        std::printf(
+            "not repaired: %s (no file below the DP's legacy root has its bytes; send the "
+            "packages using it to the DP again)\n",
+            h.c_str());
+      }
+    }
     std::printf("%s: %llu package(s), %llu object(s) checked, %d problem(s)\n",
                 report.ok() ? "library OK" : "library has problems",
                 static_cast<unsigned long long>(report.packages_checked()),
@@ -341,16 +355,22 @@ void AddSiteCommands(CLI::App& app, GlobalOptions* global, int* exit_code) {
   }
   for (const char* name : {"show", "convert", "verify"}) {
     auto target = std::make_shared<std::string>();
+    auto repair = std::make_shared<bool>(false);
     const std::string n = name;
     auto* cmd =
         dp->add_subcommand(name, n == "show"      ? "a DP, its upgrade job and its packages"
                                  : n == "convert" ? "retry content conversion (drops <DPID>.dpu)"
                                                   : "ask the DP's agent to verify its library");
     cmd->add_option("DP", *target, "server name or DPID")->required();
+    if (n == "verify") {
+      cmd->add_flag("--repair", *repair,
+                    "replace damaged or missing objects with identical files below the DP's "
+                    "legacy root (kept shares, packages not converted); report what is left");
+    }
     cmd->callback([=, &app] {
       *exit_code = n == "show"      ? RunDpShow(*global, app, *target)
                    : n == "convert" ? RunDpConvert(*global, app, *target)
-                                    : RunDpVerify(*global, app, *target);
+                                    : RunDpVerify(*global, app, *target, *repair);
     });
   }
 

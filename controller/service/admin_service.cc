@@ -303,7 +303,7 @@ grpc::Status AdminServiceImpl::RetryConversion(grpc::ServerContext*,
 grpc::Status AdminServiceImpl::VerifyDistributionPoint(
     grpc::ServerContext*, const v1::VerifyDistributionPointRequest* request,
     v1::VerifyReport* response) {
-  auto report = VerifyDp(request->dp(), {});
+  auto report = VerifyDp(*request, {});
   if (!report.ok()) return Fail(report.status());
   *response = *report;
   return grpc::Status::OK;
@@ -314,7 +314,7 @@ grpc::Status AdminServiceImpl::WatchVerifyDistributionPoint(
     grpc::ServerWriter<v1::VerifyEvent>* writer) {
   // A watcher that left does not stop the agent's verify: it ends on its own.
   bool watcher_gone = false;
-  auto report = VerifyDp(request->dp(), [&](const v1::VerifyProgress& p) {
+  auto report = VerifyDp(*request, [&](const v1::VerifyProgress& p) {
     v1::VerifyEvent e;
     *e.mutable_progress() = p;
     if (!watcher_gone && !writer->Write(e)) watcher_gone = true;
@@ -327,12 +327,22 @@ grpc::Status AdminServiceImpl::WatchVerifyDistributionPoint(
 }
 
 absl::StatusOr<v1::VerifyReport> AdminServiceImpl::VerifyDp(
-    const std::string& dp_arg, const std::function<void(const v1::VerifyProgress&)>& on_progress) {
-  RETURN_IF_ERROR(CheckDpArgument(dp_arg));
-  ASSIGN_OR_RETURN(auto dp, Resolve(store_, dp_arg));
+    const v1::VerifyDistributionPointRequest& request,
+    const std::function<void(const v1::VerifyProgress&)>& on_progress) {
+  RETURN_IF_ERROR(CheckDpArgument(request.dp()));
+  ASSIGN_OR_RETURN(auto dp, Resolve(store_, request.dp()));
   ASSIGN_OR_RETURN(auto agent, agents_.Connect(dp.agent_endpoint, dp.server));
-  if (!on_progress) return agent->Verify({});
-  return agent->WatchVerify({}, on_progress);
+  v1::VerifyLibraryRequest req;
+  req.set_repair(request.repair());
+  auto report = on_progress ? agent->WatchVerify(req, on_progress) : agent->Verify(req);
+  // An agent from before repairs ignores the field: say so rather than
+  // report a plain verify as if it had tried.
+  if (report.ok() && request.repair() && !report->ok() && !report->has_repair()) {
+    return absl::FailedPreconditionError(fmt::format(
+        "the agent of '{}' did not repair (an older agent?); its verify found {} problem(s)",
+        dp.server, report->problems_size()));
+  }
+  return report;
 }
 
 }  // namespace dpr::controller

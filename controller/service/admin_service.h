@@ -52,9 +52,10 @@ class AdminServiceImpl final : public dpreassign::v1::AdminService::Service {
       grpc::ServerWriter<dpreassign::v1::VerifyEvent>* writer) override;
 
  private:
-  // Both verify calls: the DP's agent's report, with progress if wanted.
+  // Both verify calls: the DP's agent's report (after a repair if asked),
+  // with progress if wanted.
   absl::StatusOr<dpreassign::v1::VerifyReport> VerifyDp(
-      const std::string& dp,
+      const dpreassign::v1::VerifyDistributionPointRequest& request,
       const std::function<void(const dpreassign::v1::VerifyProgress&)>& on_progress);
 
   ControllerConfig config_;

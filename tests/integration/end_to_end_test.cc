@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/grpc/tls_credentials.h"
+#include "common/hash/sha256.h"
 #include "dpreassign/v1/admin.grpc.pb.h"
 #include "dpreassign/v1/agent.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -298,6 +299,49 @@ TEST_F(EndToEndTest, AWatchedVerifyStreamsTheAgentsProgressThenTheReport) {
   st = bad->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
   EXPECT_THAT(st.error_message(), HasSubstr("NOSUCH.CONTOSO.COM"));
+}
+
+// A library object damaged on the DP whose bytes survive in the package
+// share kept there: 'dpctl dp verify' names it, '--repair' has the agent put
+// the copy back, and the legacy file is only read.
+TEST_F(EndToEndTest, DpVerifyRepairRestoresADamagedObjectFromTheKeptShare) {
+  Import(agent1_, agent2_);
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"}).exit_code, 0);
+  std::string source, bytes;
+  for (const auto& e : fs::recursive_directory_iterator(root() + "/dp01/legacy/SMSPKGD$/" +
+                                                        testing::PackageIdOf(1))) {
+    if (e.is_regular_file() && e.file_size() > 0) {
+      source = e.path().string();
+      bytes = testing::ReadFile(source);
+      break;
+    }
+  }
+  ASSERT_FALSE(bytes.empty());
+  const std::string hash = Sha256Hex(bytes);
+  const std::string object =
+      root() + "/dp01/content/SCCMContentLib/FileLib/" + hash.substr(0, 4) + "/" + hash;
+  ASSERT_TRUE(fs::exists(object)) << object;
+  testing::WriteFile(object, "damaged on the DP");
+
+  auto found = Dpctl({"dp", "verify", "DP01.CONTOSO.COM"});
+  EXPECT_EQ(found.exit_code, 1) << found.output;
+  EXPECT_THAT(found.output, HasSubstr("library has problems"));
+  EXPECT_THAT(found.output, HasSubstr(hash));
+
+  auto fixed = Dpctl({"dp", "verify", "DP01.CONTOSO.COM", "--repair"});
+  EXPECT_EQ(fixed.exit_code, 0) << fixed.output;
+  EXPECT_THAT(fixed.output, HasSubstr("repaired: " + hash + " from '"));
+  EXPECT_THAT(fixed.output, HasSubstr("library OK: 6 package(s)"));
+  EXPECT_EQ(testing::ReadFile(object), bytes);
+  EXPECT_EQ(testing::ReadFile(source), bytes);
+  EXPECT_THAT(testing::ReadFile(root() + "/dp01/logs/smsdpprov.log"),
+              HasSubstr("repaired library object " + hash));
+  // Nothing left to repair: a plain clean report.
+  auto again = Dpctl({"dp", "verify", "DP01.CONTOSO.COM", "--repair", "-o", "json"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  auto json = nlohmann::json::parse(again.output, nullptr, false);
+  EXPECT_EQ(json.value("ok", false), true) << again.output;
+  EXPECT_FALSE(json.contains("repair")) << again.output;
 }
 
 // The agent dies (kill -9) in the middle of the conversion and comes back:
