@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -183,8 +184,11 @@ class ContentLibrary {
   absl::Status RemoveTempFiles();
 
   // Re-hashes every object (when `rehash`) and checks every cross-reference.
+  // `stop`, asked after each chunk, ends it early with CANCELLED (whoever
+  // asked for the verify is gone: the disk need not be read to the end).
   absl::StatusOr<VerifyResult> Verify(bool rehash = true,
-                                      const VerifyProgressFn& progress = nullptr);
+                                      const VerifyProgressFn& progress = nullptr,
+                                      const std::function<bool()>& stop = nullptr);
 
  private:
   ContentLibrary(FileSystem* fs, std::string path, int lib_fd);

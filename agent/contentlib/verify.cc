@@ -144,11 +144,16 @@ void ReadObjects(Checker& c, std::vector<ObjectRead>& objects, bool rehash,
 
 }  // namespace
 
-absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash, const VerifyProgressFn& progress) {
+absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash, const VerifyProgressFn& progress,
+                                                    const std::function<bool()>& stop) {
   Checker c{fs_, lib_fd_, {}};
   VerifyProgress done;
   auto report = [&] {
     if (progress) progress(done);
+  };
+  auto stopped = [&]() -> absl::Status {
+    if (stop && stop()) return absl::CancelledError("verify cancelled: its caller is gone");
+    return absl::OkStatus();
   };
   ASSIGN_OR_RETURN(auto pkglib, c.OpenDir(kPkgLib));
   ASSIGN_OR_RETURN(auto datalib, c.OpenDir(kDataLib));
@@ -277,7 +282,9 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash, const VerifyPro
         c.Problem(Kind::kOrphan, path, "content is not named in PkgLib (an interrupted import?)");
       }
       chunk.push_back({cid, path, *id});
-      if (chunk.size() >= kChunkContents) check_chunk();
+      if (chunk.size() < kChunkContents) continue;
+      check_chunk();
+      RETURN_IF_ERROR(stopped());
     }
     check_chunk();
     for (const auto& d : dirs_seen) {
@@ -367,7 +374,7 @@ absl::StatusOr<VerifyResult> ContentLibrary::Verify(bool rehash, const VerifyPro
       done.bytes_hashed = c.result.bytes_hashed;
       chunk.clear();
       report();
-      return absl::OkStatus();
+      return stopped();
     };
     std::vector<std::string> names_ok;  // the well-named prefix folders, in order
     for (const auto& p : prefixes) {

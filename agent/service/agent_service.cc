@@ -424,7 +424,7 @@ grpc::Status AgentServiceImpl::VerifyLibrary(grpc::ServerContext* context,
                                              const v1::VerifyLibraryRequest* request,
                                              v1::VerifyReport* response) {
   if (auto st = CheckCaller(context, "VerifyLibrary", true); !st.ok()) return st;
-  return RunVerify(*request, {}, response);
+  return RunVerify(context, *request, {}, response);
 }
 
 grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
@@ -457,15 +457,20 @@ grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   v1::VerifyEvent last;
-  if (auto st = RunVerify(*request, on_progress, last.mutable_report()); !st.ok()) return st;
+  if (auto st = RunVerify(context, *request, on_progress, last.mutable_report()); !st.ok()) {
+    return st;
+  }
   send_progress();  // the final counts, however soon the verify ended
   if (!client_gone) writer->Write(last);
   return grpc::Status::OK;
 }
 
-grpc::Status AgentServiceImpl::RunVerify(const v1::VerifyLibraryRequest& request,
+grpc::Status AgentServiceImpl::RunVerify(grpc::ServerContext* context,
+                                         const v1::VerifyLibraryRequest& request,
                                          const contentlib::VerifyProgressFn& progress,
                                          v1::VerifyReport* response) {
+  // A caller that left (Ctrl-C, a controller stopping) stops the re-hash.
+  auto caller_gone = [context] { return context->IsCancelled(); };
   const auto start = std::chrono::steady_clock::now();
   const std::string lib_dir = config_.content_root + "/SCCMContentLib";
   response->set_has_datalib(IsDir(lib_dir + "/DataLib"));
@@ -485,8 +490,11 @@ grpc::Status AgentServiceImpl::RunVerify(const v1::VerifyLibraryRequest& request
     response->set_ok(false);
     return grpc::Status::OK;
   }
-  auto result = (*lib)->Verify(/*rehash=*/true, progress);
-  if (!result.ok()) return ToGrpcStatus(result.status());
+  auto result = (*lib)->Verify(/*rehash=*/true, progress, caller_gone);
+  if (!result.ok()) {
+    Log()->warn("library check stopped: {}", result.status().message());
+    return ToGrpcStatus(result.status());
+  }
   if (request.repair() && !result->ok()) {
     if (config_.legacy_root.empty()) {
       return ToGrpcStatus(absl::FailedPreconditionError(
@@ -513,7 +521,7 @@ grpc::Status AgentServiceImpl::RunVerify(const v1::VerifyLibraryRequest& request
                    config_.legacy_root);
     }
     // What is left after the repair is what the report says.
-    result = (*lib)->Verify(/*rehash=*/true, progress);
+    result = (*lib)->Verify(/*rehash=*/true, progress, caller_gone);
     if (!result.ok()) return ToGrpcStatus(result.status());
   }
   for (const auto& prob : result->problems) {

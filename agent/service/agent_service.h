@@ -60,7 +60,8 @@ class AgentServiceImpl final : public dpreassign::v1::AgentService::Service {
       const google::protobuf::RepeatedPtrField<dpreassign::v1::PackageRef>& refs) const;
   void FillStatus(dpreassign::v1::AgentStatus* response) const;
   // Both verify calls: the report, with `progress` called as it goes.
-  grpc::Status RunVerify(const dpreassign::v1::VerifyLibraryRequest& request,
+  grpc::Status RunVerify(grpc::ServerContext* context,
+                         const dpreassign::v1::VerifyLibraryRequest& request,
                          const contentlib::VerifyProgressFn& progress,
                          dpreassign::v1::VerifyReport* response);
 

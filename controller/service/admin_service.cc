@@ -312,29 +312,32 @@ grpc::Status AdminServiceImpl::VerifyDistributionPoint(
 grpc::Status AdminServiceImpl::WatchVerifyDistributionPoint(
     grpc::ServerContext*, const v1::VerifyDistributionPointRequest* request,
     grpc::ServerWriter<v1::VerifyEvent>* writer) {
-  // A watcher that left does not stop the agent's verify: it ends on its own.
-  bool watcher_gone = false;
+  // A watcher that left (Ctrl-C) ends the agent's verify too.
   auto report = VerifyDp(*request, [&](const v1::VerifyProgress& p) {
     v1::VerifyEvent e;
     *e.mutable_progress() = p;
-    if (!watcher_gone && !writer->Write(e)) watcher_gone = true;
+    return writer->Write(e);
   });
   if (!report.ok()) return Fail(report.status());
   v1::VerifyEvent last;
   *last.mutable_report() = *std::move(report);
-  if (!watcher_gone) writer->Write(last);
+  writer->Write(last);
   return grpc::Status::OK;
 }
 
 absl::StatusOr<v1::VerifyReport> AdminServiceImpl::VerifyDp(
     const v1::VerifyDistributionPointRequest& request,
-    const std::function<void(const v1::VerifyProgress&)>& on_progress) {
+    const std::function<bool(const v1::VerifyProgress&)>& on_progress) {
   RETURN_IF_ERROR(CheckDpArgument(request.dp()));
   ASSIGN_OR_RETURN(auto dp, Resolve(store_, request.dp()));
   ASSIGN_OR_RETURN(auto agent, agents_.Connect(dp.agent_endpoint, dp.server));
   v1::VerifyLibraryRequest req;
   req.set_repair(request.repair());
-  auto report = on_progress ? agent->WatchVerify(req, on_progress) : agent->Verify(req);
+  auto report = on_progress ? agent->WatchVerify(req,
+                                                 [&](const v1::VerifyProgress& p) {
+                                                   if (!on_progress(p)) agent->Cancel();
+                                                 })
+                            : agent->Verify(req);
   // An agent from before repairs ignores the field: say so rather than
   // report a plain verify as if it had tried.
   if (report.ok() && request.repair() && !report->ok() && !report->has_repair()) {

@@ -53,10 +53,11 @@ class AdminServiceImpl final : public dpreassign::v1::AdminService::Service {
 
  private:
   // Both verify calls: the DP's agent's report (after a repair if asked),
-  // with progress if wanted.
+  // with progress if wanted; `on_progress` returning false (its watcher is
+  // gone) cancels the agent's verify.
   absl::StatusOr<dpreassign::v1::VerifyReport> VerifyDp(
       const dpreassign::v1::VerifyDistributionPointRequest& request,
-      const std::function<void(const dpreassign::v1::VerifyProgress&)>& on_progress);
+      const std::function<bool(const dpreassign::v1::VerifyProgress&)>& on_progress);
 
   ControllerConfig config_;
   std::string server_name_;

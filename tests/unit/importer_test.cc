@@ -625,6 +625,14 @@ TEST_F(ImporterTest, VerifyChecksEveryChunkOfALargeLibrary) {
   EXPECT_THAT(found[VerifyProblem::Kind::kBadIni], HasSubstr(hashes[hashes.size() - 2]));
   EXPECT_THAT(found[VerifyProblem::Kind::kContentHashMismatch], HasSubstr("ABC00046.1"));
   EXPECT_EQ(result->objects, 1400u);
+
+  // A caller that is gone (the agent's client left) stops it after the
+  // chunk at hand instead of reading the library to the end.
+  size_t chunks = 0;
+  auto stopped = lib_->Verify(
+      true, [&](const contentlib::VerifyProgress&) { ++chunks; }, [&] { return chunks >= 1; });
+  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled) << stopped.status();
+  EXPECT_EQ(chunks, 1u);
 }
 
 // Verify keeps few files open whatever the library's size: a chunk of
