@@ -284,6 +284,13 @@ absl::StatusOr<v1::VerifyReport> VerifyWithProgress(Session& s, const std::strin
   if (draw && any) std::fprintf(stderr, "\r\x1b[K");
   grpc::Status rpc = reader->Finish();
   if (rpc.error_code() == grpc::StatusCode::UNIMPLEMENTED && !any) {
+    // An older controller would drop the repair field and only verify.
+    if (repair) {
+      return absl::FailedPreconditionError(fmt::format(
+          "verifying '{}': the controller does not offer repairs (an older version); run "
+          "'dp-agent verify --repair-from' on the DP",
+          dp));
+    }
     v1::VerifyReport plain;
     auto plain_ctx = Context(3600);
     rpc = s.stub->VerifyDistributionPoint(plain_ctx.get(), req, &plain);
