@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 
+#include "absl/strings/str_join.h"
 #include "agent/contentlib/content_library.h"
 #include "agent/importer/importer.h"
 #include "agent/importer/preflight.h"
@@ -247,16 +248,19 @@ int RunVerify(const VerifyArgs& a) {
   auto lib = contentlib::ContentLibrary::OpenExisting(PosixFileSystem(), a.content_root);
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
-  auto verify = [&] {
+  auto verify = [&](VerifyPhase phase) {
     std::optional<importer::VerifyProgressLine> line;
     if (WantProgress(a.progress, terminal)) line.emplace(ToStderr, terminal);
     auto r = (*lib)->Verify(!a.no_rehash, [&](const contentlib::VerifyProgress& p) {
-      if (line) line->OnProgress(p);
+      if (!line) return;
+      contentlib::VerifyProgress shown = p;
+      shown.phase = phase;
+      line->OnProgress(shown);
     });
     if (line) line->Finish();
     return r;
   };
-  auto result = verify();
+  auto result = verify(VerifyPhase::kCheck);
   if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
   nlohmann::json repair_json;
   if (!a.repair_from.empty() && !result->ok()) {
@@ -264,8 +268,21 @@ int RunVerify(const VerifyArgs& a) {
       return Fail(fmt::format("repair not started: {}", st.message()));
     }
     auto damaged = importer::DamagedObjects(result->problems);
-    auto repair = importer::RepairFromLegacy(**lib, damaged, a.repair_from);
+    std::optional<importer::VerifyProgressLine> line;
+    if (WantProgress(a.progress, terminal)) line.emplace(ToStderr, terminal);
+    importer::RepairOptions options;
+    options.progress = [&](const contentlib::VerifyProgress& p) {
+      if (line) line->OnProgress(p);
+    };
+    auto repair = importer::RepairFromLegacy(**lib, damaged, a.repair_from, options);
+    if (line) line->Finish();
     if (!repair.ok()) return Fail(fmt::format("repair stopped: {}", repair.status().message()));
+    if (repair->folders_unreadable > 0) {
+      std::fprintf(stderr,
+                   "%llu folder(s) below '%s' could not be read (a copy may be there): %s\n",
+                   static_cast<unsigned long long>(repair->folders_unreadable),
+                   a.repair_from.c_str(), absl::StrJoin(repair->unreadable, ", ").c_str());
+    }
     for (size_t i = 0; i < repair->repaired.size(); ++i) {
       std::fprintf(stderr, "repaired: %s from '%s'\n", repair->repaired[i].c_str(),
                    repair->sources[i].c_str());
@@ -279,9 +296,12 @@ int RunVerify(const VerifyArgs& a) {
     repair_json = {{"damaged", repair->damaged},
                    {"repaired", repair->repaired},
                    {"unrepaired", repair->unrepaired},
-                   {"legacy_files_hashed", repair->files_hashed}};
+                   {"legacy_files_seen", repair->files_seen},
+                   {"legacy_files_hashed", repair->files_hashed},
+                   {"legacy_folders_unreadable", repair->folders_unreadable},
+                   {"unreadable_folders", repair->unreadable}};
     // What is left after the repair is what this command reports.
-    result = verify();
+    result = verify(VerifyPhase::kRecheck);
     if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
   }
   if (a.output == "json") {

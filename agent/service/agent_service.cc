@@ -433,6 +433,7 @@ grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
   if (auto st = CheckCaller(context, "WatchVerifyLibrary", true); !st.ok()) return st;
   const auto start = std::chrono::steady_clock::now();
   auto last_sent = start;
+  std::optional<VerifyPhase> last_phase;  // none sent yet
   v1::VerifyEvent event;
   auto* progress = event.mutable_progress();
   // A write to a client that left just fails; the verify sees it gone
@@ -442,7 +443,15 @@ grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     writer->Write(event);
   };
+  static_assert(static_cast<int>(VerifyPhase::kRepair) == v1::VerifyProgress::PHASE_REPAIR &&
+                static_cast<int>(VerifyPhase::kRecheck) == v1::VerifyProgress::PHASE_RECHECK);
   auto on_progress = [&](const contentlib::VerifyProgress& p) {
+    progress->set_phase(static_cast<v1::VerifyProgress::Phase>(static_cast<int>(p.phase)));
+    progress->set_objects_damaged(p.objects_damaged);
+    progress->set_objects_repaired(p.objects_repaired);
+    progress->set_legacy_files_seen(p.legacy_files_seen);
+    progress->set_legacy_files_hashed(p.legacy_files_hashed);
+    progress->set_legacy_bytes_hashed(p.legacy_bytes_hashed);
     progress->set_contents_done(p.contents_done);
     progress->set_contents_total(p.contents_total);
     progress->set_objects_done(p.objects_done);
@@ -450,7 +459,11 @@ grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
     progress->set_bytes_hashed(p.bytes_hashed);
     progress->set_bytes_expected(p.bytes_expected);
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_sent < std::chrono::milliseconds(500)) return;
+    // The first progress, and a new phase (repairing, checking again), show
+    // at once.
+    const bool new_phase = p.phase != last_phase;
+    last_phase = p.phase;
+    if (!new_phase && now - last_sent < std::chrono::milliseconds(500)) return;
     last_sent = now;
     send_progress();
   };
@@ -505,11 +518,24 @@ grpc::Status AgentServiceImpl::RunVerify(grpc::ServerContext* context,
       return ToGrpcStatus(Annotate(st, "repair not started"));
     }
     auto damaged = importer::DamagedObjects(result->problems);
-    auto repair = importer::RepairFromLegacy(**lib, damaged, config_.legacy_root);
-    if (!repair.ok()) return ToGrpcStatus(Annotate(repair.status(), "repair stopped"));
+    importer::RepairOptions options;
+    options.progress = progress;
+    options.stop = caller_gone;
+    auto repair = importer::RepairFromLegacy(**lib, damaged, config_.legacy_root, options);
+    if (!repair.ok()) {
+      Log()->warn("library repair stopped: {}", repair.status().message());
+      return ToGrpcStatus(Annotate(repair.status(), "repair stopped"));
+    }
     auto* summary = response->mutable_repair();
     summary->set_damaged(repair->damaged);
+    summary->set_legacy_files_seen(repair->files_seen);
     summary->set_legacy_files_hashed(repair->files_hashed);
+    summary->set_legacy_folders_unreadable(repair->folders_unreadable);
+    for (const auto& dir : repair->unreadable) summary->add_unreadable_folders(dir);
+    if (repair->folders_unreadable > 0) {
+      Log()->warn("repair: {} folder(s) below '{}' could not be read, e.g. '{}'",
+                  repair->folders_unreadable, config_.legacy_root, repair->unreadable.front());
+    }
     for (size_t i = 0; i < repair->repaired.size(); ++i) {
       auto* r = summary->add_repaired();
       r->set_hash(repair->repaired[i]);
@@ -522,7 +548,15 @@ grpc::Status AgentServiceImpl::RunVerify(grpc::ServerContext* context,
                    config_.legacy_root);
     }
     // What is left after the repair is what the report says.
-    result = (*lib)->Verify(/*rehash=*/true, progress, caller_gone);
+    contentlib::VerifyProgressFn recheck;
+    if (progress) {
+      recheck = [&progress](const contentlib::VerifyProgress& p) {
+        contentlib::VerifyProgress again = p;
+        again.phase = VerifyPhase::kRecheck;
+        progress(again);
+      };
+    }
+    result = (*lib)->Verify(/*rehash=*/true, recheck, caller_gone);
     if (!result.ok()) return ToGrpcStatus(result.status());
   }
   for (const auto& prob : result->problems) {

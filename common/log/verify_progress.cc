@@ -6,7 +6,16 @@ namespace dpr {
 
 std::string VerifyProgressText(const VerifyProgress& p, double seconds) {
   auto mib = [](uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
-  std::string text = fmt::format("verified {}/{} contents", p.contents_done, p.contents_total);
+  if (p.phase == VerifyPhase::kRepair) {
+    return fmt::format(
+        "repairing: {}/{} objects put back; looked at {} legacy files, hashed {} ({:.1f} MiB), "
+        "{:.0f} s",
+        p.objects_repaired, p.objects_damaged, p.legacy_files_seen, p.legacy_files_hashed,
+        mib(p.legacy_bytes_hashed), seconds);
+  }
+  std::string text = fmt::format("{}verified {}/{} contents",
+                                 p.phase == VerifyPhase::kRecheck ? "checking again: " : "",
+                                 p.contents_done, p.contents_total);
   if (p.objects_done > 0) {
     // Objects the contents do not name are found only by listing FileLib,
     // so the total is what DataLib expects.

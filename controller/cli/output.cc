@@ -78,6 +78,21 @@ std::string VerifyProgressText(const dpreassign::v1::VerifyProgress& p) {
   counts.objects_expected = p.objects_expected();
   counts.bytes_hashed = p.bytes_hashed();
   counts.bytes_expected = p.bytes_expected();
+  switch (p.phase()) {
+    case dpreassign::v1::VerifyProgress::PHASE_REPAIR:
+      counts.phase = VerifyPhase::kRepair;
+      break;
+    case dpreassign::v1::VerifyProgress::PHASE_RECHECK:
+      counts.phase = VerifyPhase::kRecheck;
+      break;
+    default:
+      counts.phase = VerifyPhase::kCheck;
+  }
+  counts.objects_damaged = p.objects_damaged();
+  counts.objects_repaired = p.objects_repaired();
+  counts.legacy_files_seen = p.legacy_files_seen();
+  counts.legacy_files_hashed = p.legacy_files_hashed();
+  counts.legacy_bytes_hashed = p.legacy_bytes_hashed();
   return dpr::VerifyProgressText(counts, p.seconds());
 }
 

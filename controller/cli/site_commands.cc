@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "common/grpc/status_convert.h"
 #include "common/status/fmt_absl.h"
 #include "controller/cli/commands.h"
@@ -323,6 +324,13 @@ int RunDpVerify(GlobalOptions& global, CLI::App& app, const std::string& dp, boo
             "not repaired: %s (no file below the DP's legacy root has its bytes; send the "
             "packages using it to the DP again)\n",
             h.c_str());
+      }
+      if (r.legacy_folders_unreadable() > 0) {
+        std::printf(
+            "%llu folder(s) below the DP's legacy root could not be read (a copy may be "
+            "there): %s\n",
+            static_cast<unsigned long long>(r.legacy_folders_unreadable()),
+            absl::StrJoin(r.unreadable_folders(), ", ").c_str());
       }
     }
     std::printf("%s: %llu package(s), %llu object(s) checked, %d problem(s)\n",

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -30,6 +31,7 @@ namespace fs = std::filesystem;
 namespace v1 = ::dpreassign::v1;
 using ::dpr::testing::ChildProcess;
 using ::dpr::testing::RunCommand;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -71,6 +73,23 @@ class EndToEndTest : public ::testing::Test {
   }
 
   std::string root() const { return dir_.path(); }
+
+  // WatchVerifyDistributionPoint as an admin: every event, and how it ended.
+  grpc::Status WatchVerify(const std::string& dp, bool repair,
+                           std::vector<v1::VerifyEvent>* events) {
+    auto creds =
+        MakeChannelCredentials({pki_ + "/ops1.crt", pki_ + "/ops1.key", pki_ + "/ca.crt", 60});
+    if (!creds.ok()) return grpc::Status(grpc::StatusCode::INTERNAL, creds.status().ToString());
+    auto stub = v1::AdminService::NewStub(grpc::CreateChannel(addr_, *creds));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::VerifyDistributionPointRequest req;
+    req.set_dp(dp);
+    req.set_repair(repair);
+    auto reader = stub->WatchVerifyDistributionPoint(&ctx, req);
+    for (v1::VerifyEvent e; reader->Read(&e);) events->push_back(e);
+    return reader->Finish();
+  }
 
   testing::CommandResult Dpctl(std::vector<std::string> args, bool to_controller = true) {
     std::vector<std::string> argv = {Bin("dpctl")};
@@ -264,18 +283,8 @@ TEST_F(EndToEndTest, AWatchedVerifyStreamsTheAgentsProgressThenTheReport) {
   ASSERT_TRUE(step9.is_object()) << run.output;
   EXPECT_EQ(step9.value("contents_done", ""), "6") << step9.dump();
   EXPECT_EQ(step9.value("contents_total", ""), "6") << step9.dump();
-  auto creds =
-      MakeChannelCredentials({pki_ + "/ops1.crt", pki_ + "/ops1.key", pki_ + "/ca.crt", 60});
-  ASSERT_TRUE(creds.ok()) << creds.status();
-  auto stub = v1::AdminService::NewStub(grpc::CreateChannel(addr_, *creds));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  v1::VerifyDistributionPointRequest req;
-  req.set_dp("DP01.CONTOSO.COM");
-  auto reader = stub->WatchVerifyDistributionPoint(&ctx, req);
   std::vector<v1::VerifyEvent> events;
-  for (v1::VerifyEvent e; reader->Read(&e);) events.push_back(e);
-  grpc::Status st = reader->Finish();
+  grpc::Status st = WatchVerify("DP01.CONTOSO.COM", /*repair=*/false, &events);
   ASSERT_TRUE(st.ok()) << st.error_message();
   ASSERT_GE(events.size(), 2u);
   ASSERT_TRUE(events.back().has_report());
@@ -291,12 +300,9 @@ TEST_F(EndToEndTest, AWatchedVerifyStreamsTheAgentsProgressThenTheReport) {
   EXPECT_GT(report.bytes_hashed(), 0u);
   for (size_t i = 0; i + 1 < events.size(); ++i) EXPECT_TRUE(events[i].has_progress()) << i;
   // An unknown DP: a clear error, no stream of nothing.
-  grpc::ClientContext ctx2;
-  req.set_dp("NOSUCH.CONTOSO.COM");
-  auto bad = stub->WatchVerifyDistributionPoint(&ctx2, req);
-  v1::VerifyEvent e;
-  EXPECT_FALSE(bad->Read(&e));
-  st = bad->Finish();
+  std::vector<v1::VerifyEvent> none;
+  st = WatchVerify("NOSUCH.CONTOSO.COM", /*repair=*/false, &none);
+  EXPECT_TRUE(none.empty());
   EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
   EXPECT_THAT(st.error_message(), HasSubstr("NOSUCH.CONTOSO.COM"));
 }
@@ -342,6 +348,35 @@ TEST_F(EndToEndTest, DpVerifyRepairRestoresADamagedObjectFromTheKeptShare) {
   auto json = nlohmann::json::parse(again.output, nullptr, false);
   EXPECT_EQ(json.value("ok", false), true) << again.output;
   EXPECT_FALSE(json.contains("repair")) << again.output;
+
+  // Watched, a repair shows its phases as they begin: the check, the search
+  // of the legacy folders, the check again; then the report.
+  testing::WriteFile(object, "damaged again");
+  std::vector<v1::VerifyEvent> events;
+  grpc::Status st = WatchVerify("DP01.CONTOSO.COM", /*repair=*/true, &events);
+  std::vector<v1::VerifyProgress::Phase> phases;
+  std::optional<v1::VerifyProgress> searched;
+  std::optional<v1::VerifyReport> report;
+  for (const auto& e : events) {
+    if (e.has_report()) report = e.report();
+    if (!e.has_progress()) continue;
+    if (phases.empty() || phases.back() != e.progress().phase()) {
+      phases.push_back(e.progress().phase());
+    }
+    if (e.progress().phase() == v1::VerifyProgress::PHASE_REPAIR) searched = e.progress();
+  }
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_THAT(phases, ElementsAre(v1::VerifyProgress::PHASE_CHECK, v1::VerifyProgress::PHASE_REPAIR,
+                                  v1::VerifyProgress::PHASE_RECHECK));
+  ASSERT_TRUE(searched.has_value());
+  EXPECT_EQ(searched->objects_damaged(), 1u);
+  EXPECT_EQ(searched->objects_repaired(), 1u);
+  EXPECT_GE(searched->legacy_files_hashed(), 1u);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_TRUE(report->ok());
+  EXPECT_EQ(report->repair().legacy_files_hashed(), searched->legacy_files_hashed());
+  EXPECT_EQ(report->repair().legacy_folders_unreadable(), 0u);
+  EXPECT_EQ(testing::ReadFile(object), bytes);
 }
 
 // The agent dies (kill -9) in the middle of the conversion and comes back:

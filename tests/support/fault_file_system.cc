@@ -98,6 +98,15 @@ void FaultFileSystem::SyncedDir(const std::string& dir) {
 
 absl::StatusOr<int> FaultFileSystem::OpenAt(int dirfd, const std::string& path, int flags,
                                             mode_t mode) {
+  if (!(flags & O_CREAT)) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!fail_open_.empty()) {
+      const std::string abs = Abs(dirfd, path);
+      if (abs.find(fail_open_) != std::string::npos) {
+        return Injected(fail_open_errno_, fmt::format("open '{}'", abs));
+      }
+    }
+  }
   if (!(flags & O_CREAT)) return real_->OpenAt(dirfd, path, flags, mode);
   RETURN_IF_ERROR(Mutate());
   const std::string abs = Abs(dirfd, path);

@@ -57,6 +57,13 @@ class FaultFileSystem final : public FileSystem {
     fail_create_ = std::move(substring);
     fail_create_errno_ = err;
   }
+  // Opening (without creating) a path that contains `substring` fails with
+  // `err` ("": none), as an unreadable folder does for anyone but root.
+  void FailOpensOf(std::string substring, int err) {
+    std::lock_guard<std::mutex> l(mu_);
+    fail_open_ = std::move(substring);
+    fail_open_errno_ = err;
+  }
   void SetWriteBudget(int64_t bytes) {
     std::lock_guard<std::mutex> l(mu_);
     write_budget_ = bytes;
@@ -161,6 +168,8 @@ class FaultFileSystem final : public FileSystem {
   int fail_rename_errno_ = EIO;
   std::string fail_create_;
   int fail_create_errno_ = 0;
+  std::string fail_open_;
+  int fail_open_errno_ = 0;
   int64_t write_budget_ = -1;
   int fail_sync_errno_ = 0;
   int sync_delay_ms_ = 0;

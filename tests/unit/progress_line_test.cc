@@ -126,5 +126,26 @@ TEST_F(ProgressLineTest, VerifyLineSaysContentsThenObjectsAndBytes) {
             "(10.0 MiB/s), 10 s\n");
 }
 
+// With a repair, the line says which phase it is in: the search of the
+// legacy folders has its own counts, and the second check says so.
+TEST_F(ProgressLineTest, VerifyLineNamesTheRepairAndTheCheckAfterIt) {
+  contentlib::VerifyProgress v;
+  v.phase = VerifyPhase::kRepair;
+  v.objects_damaged = 3;
+  v.objects_repaired = 1;
+  v.legacy_files_seen = 12034;
+  v.legacy_files_hashed = 14;
+  v.legacy_bytes_hashed = 35 * kMiB;
+  v.contents_total = 468;  // the check's counts are not the search's
+  EXPECT_EQ(VerifyProgressText(v, 7),
+            "repairing: 1/3 objects put back; looked at 12034 legacy files, hashed 14 "
+            "(35.0 MiB), 7 s");
+  contentlib::VerifyProgress again;
+  again.phase = VerifyPhase::kRecheck;
+  again.contents_total = 468;
+  again.contents_done = 64;
+  EXPECT_EQ(VerifyProgressText(again, 9), "checking again: verified 64/468 contents, 9 s");
+}
+
 }  // namespace
 }  // namespace dpr::importer
