@@ -86,7 +86,7 @@ AgentServiceImpl::AgentServiceImpl(AgentConfig config, std::string server_name,
   if (const char* delay = std::getenv("DPR_TEST_AGENT_VERIFY_DELAY_MS")) {
     test_verify_delay_ms_ = std::atoi(delay);
     if (test_verify_delay_ms_ > 0) {
-      SPDLOG_WARN("test hook: {} ms pause before each watched verify", test_verify_delay_ms_);
+      SPDLOG_WARN("test hook: {} ms pause before each verify", test_verify_delay_ms_);
     }
   }
 }
@@ -467,9 +467,6 @@ grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
     last_sent = now;
     send_progress();
   };
-  for (int waited = 0; waited < test_verify_delay_ms_ && !context->IsCancelled(); waited += 50) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   v1::VerifyEvent last;
   if (auto st = RunVerify(context, *request, on_progress, last.mutable_report()); !st.ok()) {
     return st;
@@ -485,6 +482,9 @@ grpc::Status AgentServiceImpl::RunVerify(grpc::ServerContext* context,
                                          v1::VerifyReport* response) {
   // A caller that left (Ctrl-C, a controller stopping) stops the re-hash.
   auto caller_gone = [context] { return context->IsCancelled(); };
+  for (int waited = 0; waited < test_verify_delay_ms_ && !caller_gone(); waited += 50) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   const auto start = std::chrono::steady_clock::now();
   const std::string lib_dir = config_.content_root + "/SCCMContentLib";
   response->set_has_datalib(IsDir(lib_dir + "/DataLib"));

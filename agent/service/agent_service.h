@@ -74,8 +74,9 @@ class AgentServiceImpl final : public dpreassign::v1::AgentService::Service {
   // Test-only: DPR_TEST_AGENT_PACKAGE_DELAY_MS slows each finished package,
   // so tests can kill the agent in the middle of a conversion.
   int test_package_delay_ms_ = 0;
-  // Test-only: DPR_TEST_AGENT_VERIFY_DELAY_MS holds a watched verify before
-  // it starts, so tests can stop the controller at step 9.
+  // Test-only: DPR_TEST_AGENT_VERIFY_DELAY_MS holds a verify before it
+  // starts (until its caller leaves), so tests can stop the controller at
+  // step 9 or leave an admin's verify.
   int test_verify_delay_ms_ = 0;
 };
 

@@ -1,6 +1,9 @@
 #include "controller/service/admin_service.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
@@ -20,6 +23,40 @@ namespace dpr::controller {
 namespace v1 = ::dpreassign::v1;
 
 namespace {
+
+// Cancels the agent's call once the admin's call is cancelled (a client that
+// left, its deadline passed): the synchronous API tells only when asked, so
+// it is asked a few times a second, and at once when the call ends.
+class CancelWhenCallerLeaves {
+ public:
+  CancelWhenCallerLeaves(grpc::ServerContext* context, AgentClient* agent)
+      : thread_([this, context, agent] {
+          std::unique_lock<std::mutex> lock(mu_);
+          while (!done_) {
+            if (context->IsCancelled()) {
+              agent->Cancel();
+              return;
+            }
+            cv_.wait_for(lock, std::chrono::milliseconds(200));
+          }
+        }) {}
+  ~CancelWhenCallerLeaves() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  CancelWhenCallerLeaves(const CancelWhenCallerLeaves&) = delete;
+  CancelWhenCallerLeaves& operator=(const CancelWhenCallerLeaves&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: it uses the members above
+};
 
 void ToProto(const sitedb::DistributionPointRow& d, v1::DistributionPoint* out) {
   out->set_dpid(static_cast<uint32_t>(d.dpid));
@@ -301,19 +338,19 @@ grpc::Status AdminServiceImpl::RetryConversion(grpc::ServerContext*,
 }
 
 grpc::Status AdminServiceImpl::VerifyDistributionPoint(
-    grpc::ServerContext*, const v1::VerifyDistributionPointRequest* request,
+    grpc::ServerContext* context, const v1::VerifyDistributionPointRequest* request,
     v1::VerifyReport* response) {
-  auto report = VerifyDp(*request, {});
+  auto report = VerifyDp(context, *request, {});
   if (!report.ok()) return Fail(report.status());
   *response = *report;
   return grpc::Status::OK;
 }
 
 grpc::Status AdminServiceImpl::WatchVerifyDistributionPoint(
-    grpc::ServerContext*, const v1::VerifyDistributionPointRequest* request,
+    grpc::ServerContext* context, const v1::VerifyDistributionPointRequest* request,
     grpc::ServerWriter<v1::VerifyEvent>* writer) {
   // A watcher that left (Ctrl-C) ends the agent's verify too.
-  auto report = VerifyDp(*request, [&](const v1::VerifyProgress& p) {
+  auto report = VerifyDp(context, *request, [&](const v1::VerifyProgress& p) {
     v1::VerifyEvent e;
     *e.mutable_progress() = p;
     return writer->Write(e);
@@ -326,11 +363,12 @@ grpc::Status AdminServiceImpl::WatchVerifyDistributionPoint(
 }
 
 absl::StatusOr<v1::VerifyReport> AdminServiceImpl::VerifyDp(
-    const v1::VerifyDistributionPointRequest& request,
+    grpc::ServerContext* context, const v1::VerifyDistributionPointRequest& request,
     const std::function<bool(const v1::VerifyProgress&)>& on_progress) {
   RETURN_IF_ERROR(CheckDpArgument(request.dp()));
   ASSIGN_OR_RETURN(auto dp, Resolve(store_, request.dp()));
   ASSIGN_OR_RETURN(auto agent, agents_.Connect(dp.agent_endpoint, dp.server));
+  CancelWhenCallerLeaves guard(context, agent.get());
   v1::VerifyLibraryRequest req;
   req.set_repair(request.repair());
   auto report = on_progress ? agent->WatchVerify(req,

@@ -53,10 +53,11 @@ class AdminServiceImpl final : public dpreassign::v1::AdminService::Service {
 
  private:
   // Both verify calls: the DP's agent's report (after a repair if asked),
-  // with progress if wanted; `on_progress` returning false (its watcher is
-  // gone) cancels the agent's verify.
+  // with progress if wanted. The agent's verify is cancelled when `context`
+  // is (the admin left), or when `on_progress` returns false (its stream
+  // can no longer be written).
   absl::StatusOr<dpreassign::v1::VerifyReport> VerifyDp(
-      const dpreassign::v1::VerifyDistributionPointRequest& request,
+      grpc::ServerContext* context, const dpreassign::v1::VerifyDistributionPointRequest& request,
       const std::function<bool(const dpreassign::v1::VerifyProgress&)>& on_progress);
 
   ControllerConfig config_;

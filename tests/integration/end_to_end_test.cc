@@ -74,13 +74,19 @@ class EndToEndTest : public ::testing::Test {
 
   std::string root() const { return dir_.path(); }
 
+  // The controller's admin API, as the admin ops1.
+  std::unique_ptr<v1::AdminService::Stub> AdminStub() {
+    auto creds =
+        MakeChannelCredentials({pki_ + "/ops1.crt", pki_ + "/ops1.key", pki_ + "/ca.crt", 60});
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    return creds.ok() ? v1::AdminService::NewStub(grpc::CreateChannel(addr_, *creds)) : nullptr;
+  }
+
   // WatchVerifyDistributionPoint as an admin: every event, and how it ended.
   grpc::Status WatchVerify(const std::string& dp, bool repair,
                            std::vector<v1::VerifyEvent>* events) {
-    auto creds =
-        MakeChannelCredentials({pki_ + "/ops1.crt", pki_ + "/ops1.key", pki_ + "/ca.crt", 60});
-    if (!creds.ok()) return grpc::Status(grpc::StatusCode::INTERNAL, creds.status().ToString());
-    auto stub = v1::AdminService::NewStub(grpc::CreateChannel(addr_, *creds));
+    auto stub = AdminStub();
+    if (stub == nullptr) return grpc::Status(grpc::StatusCode::INTERNAL, "no credentials");
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     v1::VerifyDistributionPointRequest req;
@@ -377,6 +383,37 @@ TEST_F(EndToEndTest, DpVerifyRepairRestoresADamagedObjectFromTheKeptShare) {
   EXPECT_EQ(report->repair().legacy_files_hashed(), searched->legacy_files_hashed());
   EXPECT_EQ(report->repair().legacy_folders_unreadable(), 0u);
   EXPECT_EQ(testing::ReadFile(object), bytes);
+}
+
+// An admin's plain (unary) verify whose caller gives up (here its 1 s
+// deadline) ends the agent's check too, as the watched one does: the agent,
+// holding its check for 30 s, stops within seconds.
+TEST_F(EndToEndTest, AnAdminWhoLeavesAPlainVerifyStopsTheAgentsCheck) {
+  Import(agent1_, agent2_);
+  ASSERT_EQ(Dpctl({"reassign", "DP01.CONTOSO.COM", "--to", "P01"}).exit_code, 0);
+  agent_proc1_.reset();
+  ASSERT_FALSE(
+      StartAgent("dp01", "DP01.CONTOSO.COM", &agent_proc1_, agent1_, 0, /*verify_delay_ms=*/30000)
+          .empty());
+  auto stub = AdminStub();
+  ASSERT_NE(stub, nullptr);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  v1::VerifyDistributionPointRequest req;
+  req.set_dp("DP01.CONTOSO.COM");
+  v1::VerifyReport report;
+  grpc::Status st = stub->VerifyDistributionPoint(&ctx, req, &report);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << st.error_message();
+  const auto left = std::chrono::steady_clock::now();
+  const std::string log = root() + "/dp01/logs/smsdpprov.log";
+  while (testing::ReadFile(log).find("library check stopped") == std::string::npos &&
+         std::chrono::steady_clock::now() - left < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double stop_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - left).count();
+  EXPECT_THAT(testing::ReadFile(log), HasSubstr("library check stopped: verify cancelled"));
+  EXPECT_LT(stop_s, 5.0) << "the agent holds its check for 30 s";
 }
 
 // The agent dies (kill -9) in the middle of the conversion and comes back:
