@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/grpc/tls_credentials.h"
+#include "dpreassign/v1/admin.grpc.pb.h"
 #include "dpreassign/v1/agent.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -438,6 +439,63 @@ TEST_F(ReassignIntegrationTest, AWatcherDetachesAndResumesLosingNoEvent) {
   // A watcher on a terminal-less pipe also got live package progress.
   EXPECT_THAT(testing::ReadFile(dir_.path() + "/watch1.out") + second_out,
               HasSubstr("\"package_started\""));
+}
+
+// A controller from before WatchVerifyDistributionPoint: only the plain
+// verify, whose request it reads without the repair field.
+class OlderController final : public v1::AdminService::Service {
+ public:
+  grpc::Status VerifyDistributionPoint(grpc::ServerContext*,
+                                       const v1::VerifyDistributionPointRequest* req,
+                                       v1::VerifyReport* report) override {
+    ++plain_calls;
+    if (req->dp() != "DP01.CONTOSO.COM") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such DP");
+    }
+    report->set_ok(true);
+    report->set_packages_checked(6);
+    report->set_objects_checked(40);
+    return grpc::Status::OK;
+  }
+  std::atomic<int> plain_calls{0};
+};
+
+// dpctl against that controller: 'dp verify' falls back to the plain call
+// and prints its report; with '--repair' it refuses, naming what to do,
+// rather than let the older controller verify without repairing.
+TEST_F(ReassignIntegrationTest, DpVerifyFallsBackToThePlainCallOfAnOlderController) {
+  OlderController older;
+  auto creds = MakeServerCredentials({*pki_ + "/site01.contoso.com.crt",
+                                      *pki_ + "/site01.contoso.com.key", *pki_ + "/ca.crt", 60});
+  ASSERT_TRUE(creds.ok()) << creds.status();
+  int port = 0;
+  grpc::ServerBuilder b;
+  b.AddListeningPort("127.0.0.1:0", *creds, &port);
+  b.RegisterService(&older);
+  auto server = b.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  addr_ = "127.0.0.1:" + std::to_string(port);
+
+  auto plain = Dpctl({"dp", "verify", "DP01.CONTOSO.COM"});
+  EXPECT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_THAT(plain.output, HasSubstr("library OK: 6 package(s), 40 object(s) checked"));
+  EXPECT_EQ(older.plain_calls, 1);
+  auto json = Dpctl({"dp", "verify", "DP01.CONTOSO.COM", "-o", "json"});
+  EXPECT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_EQ(nlohmann::json::parse(json.output, nullptr, false).value("ok", false), true)
+      << json.output;
+  EXPECT_EQ(older.plain_calls, 2);
+
+  auto repair = Dpctl({"dp", "verify", "DP01.CONTOSO.COM", "--repair"});
+  EXPECT_NE(repair.exit_code, 0) << repair.output;
+  EXPECT_THAT(repair.output, HasSubstr("the controller does not offer repairs"));
+  EXPECT_THAT(repair.output, HasSubstr("dp-agent verify --repair-from"));
+  EXPECT_EQ(older.plain_calls, 2) << "a repair must not turn into a plain verify";
+
+  auto unknown = Dpctl({"dp", "verify", "NOSUCH.CONTOSO.COM"});
+  EXPECT_NE(unknown.exit_code, 0) << unknown.output;
+  EXPECT_THAT(unknown.output, HasSubstr("no such DP"));
+  server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(ReassignIntegrationTest, KilledAtEveryStepBoundaryTheJobEndsAsIfNeverKilled) {
