@@ -445,7 +445,13 @@ grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
   };
   static_assert(static_cast<int>(VerifyPhase::kRepair) == v1::VerifyProgress::PHASE_REPAIR &&
                 static_cast<int>(VerifyPhase::kRecheck) == v1::VerifyProgress::PHASE_RECHECK);
+  bool unsent = false;  // the event holds counts not sent yet
   auto on_progress = [&](const contentlib::VerifyProgress& p) {
+    // The first progress, and a new phase (repairing, checking again), show
+    // at once, after the last counts of the phase before.
+    const bool new_phase = p.phase != last_phase;
+    if (new_phase && unsent) send_progress();
+    last_phase = p.phase;
     progress->set_phase(static_cast<v1::VerifyProgress::Phase>(static_cast<int>(p.phase)));
     progress->set_objects_damaged(p.objects_damaged);
     progress->set_objects_repaired(p.objects_repaired);
@@ -459,11 +465,8 @@ grpc::Status AgentServiceImpl::WatchVerifyLibrary(grpc::ServerContext* context,
     progress->set_bytes_hashed(p.bytes_hashed);
     progress->set_bytes_expected(p.bytes_expected);
     const auto now = std::chrono::steady_clock::now();
-    // The first progress, and a new phase (repairing, checking again), show
-    // at once.
-    const bool new_phase = p.phase != last_phase;
-    last_phase = p.phase;
-    if (!new_phase && now - last_sent < std::chrono::milliseconds(500)) return;
+    unsent = !new_phase && now - last_sent < std::chrono::milliseconds(500);
+    if (unsent) return;
     last_sent = now;
     send_progress();
   };

@@ -325,6 +325,12 @@ int RunDpVerify(GlobalOptions& global, CLI::App& app, const std::string& dp, boo
             "packages using it to the DP again)\n",
             h.c_str());
       }
+      std::printf(
+          "repair: %d of %llu damaged object(s) put back; looked at %llu legacy file(s), "
+          "hashed %llu of a damaged object's size\n",
+          r.repaired_size(), static_cast<unsigned long long>(r.damaged()),
+          static_cast<unsigned long long>(r.legacy_files_seen()),
+          static_cast<unsigned long long>(r.legacy_files_hashed()));
       if (r.legacy_folders_unreadable() > 0) {
         std::printf(
             "%llu folder(s) below the DP's legacy root could not be read (a copy may be "

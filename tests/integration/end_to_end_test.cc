@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -356,8 +357,29 @@ TEST_F(EndToEndTest, DpVerifyRepairRestoresADamagedObjectFromTheKeptShare) {
   EXPECT_FALSE(json.contains("repair")) << again.output;
 
   // Watched, a repair shows its phases as they begin: the check, the search
-  // of the legacy folders, the check again; then the report.
+  // of the legacy folders, the check again; then the report. A second
+  // object has no copy left, so the search lists the whole legacy root,
+  // more files than one progress step: the last counts of the search still
+  // reach the watcher before the second check begins.
   testing::WriteFile(object, "damaged again");
+  const std::string legacy = root() + "/dp01/legacy";
+  std::set<std::string> in_legacy;
+  for (const auto& e : fs::recursive_directory_iterator(legacy)) {
+    if (e.is_regular_file()) in_legacy.insert(Sha256Hex(testing::ReadFile(e.path().string())));
+  }
+  std::string lost;
+  for (const auto& e :
+       fs::recursive_directory_iterator(root() + "/dp01/content/SCCMContentLib/FileLib")) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name.size() == 64 && !in_legacy.count(name))
+      lost = e.path().string();
+  }
+  ASSERT_FALSE(lost.empty());
+  testing::WriteFile(lost, "no copy of this anywhere");
+  fs::create_directories(legacy + "/unrelated");
+  for (int i = 0; i < 300; ++i) {
+    testing::WriteFile(legacy + "/unrelated/f" + std::to_string(i), std::to_string(i));
+  }
   std::vector<v1::VerifyEvent> events;
   grpc::Status st = WatchVerify("DP01.CONTOSO.COM", /*repair=*/true, &events);
   std::vector<v1::VerifyProgress::Phase> phases;
@@ -375,12 +397,16 @@ TEST_F(EndToEndTest, DpVerifyRepairRestoresADamagedObjectFromTheKeptShare) {
   EXPECT_THAT(phases, ElementsAre(v1::VerifyProgress::PHASE_CHECK, v1::VerifyProgress::PHASE_REPAIR,
                                   v1::VerifyProgress::PHASE_RECHECK));
   ASSERT_TRUE(searched.has_value());
-  EXPECT_EQ(searched->objects_damaged(), 1u);
+  EXPECT_EQ(searched->objects_damaged(), 2u);
   EXPECT_EQ(searched->objects_repaired(), 1u);
   EXPECT_GE(searched->legacy_files_hashed(), 1u);
   ASSERT_TRUE(report.has_value());
-  EXPECT_TRUE(report->ok());
-  EXPECT_EQ(report->repair().legacy_files_hashed(), searched->legacy_files_hashed());
+  EXPECT_FALSE(report->ok());
+  EXPECT_EQ(report->repair().repaired_size(), 1);
+  EXPECT_EQ(report->repair().unrepaired_size(), 1);
+  EXPECT_GT(report->repair().legacy_files_seen(), 300u);
+  EXPECT_EQ(searched->legacy_files_seen(), report->repair().legacy_files_seen());
+  EXPECT_EQ(searched->legacy_files_hashed(), report->repair().legacy_files_hashed());
   EXPECT_EQ(report->repair().legacy_folders_unreadable(), 0u);
   EXPECT_EQ(testing::ReadFile(object), bytes);
 }
