@@ -80,30 +80,6 @@ class KeptNote {
   size_t count_ = 0;
 };
 
-// The folders of a walked package, each opened (checked against the walk)
-// when first needed.
-class WalkedDirs {
- public:
-  WalkedDirs(FileSystem* fs, int root_fd, const WalkedTree& tree)
-      : fs_(fs), root_fd_(root_fd), tree_(tree) {}
-  absl::StatusOr<int> Get(size_t index) {
-    auto it = fds_.find(index);
-    if (it == fds_.end()) {
-      ASSIGN_OR_RETURN(ScopedFd fd, OpenWalkedDir(fs_, root_fd_, tree_, index));
-      it = fds_.emplace(index, std::move(fd)).first;
-    }
-    return it->second.get();
-  }
-  void Close(size_t index) { fds_.erase(index); }
-  void CloseAll() { fds_.clear(); }
-
- private:
-  FileSystem* fs_;
-  int root_fd_;
-  const WalkedTree& tree_;
-  std::map<size_t, ScopedFd> fds_;
-};
-
 // A worker's buffer, aligned so O_DIRECT writes can be made from it.
 class AlignedBuffer {
  public:
@@ -480,12 +456,13 @@ absl::Status Importer::Dispatch(PackageState* pkg) {
     ++completed_;
     return fatal_status;
   }
+  WalkedDirs dirs(fs_, pkg->root.get(), pkg->tree);
   std::shared_ptr<ScopedFd> dir;
   size_t dir_index = SIZE_MAX;
   for (size_t i = 0; i < pkg->tree.files.size(); ++i) {
     const WalkedFile& f = pkg->tree.files[i];
     if (f.dir != dir_index) {
-      auto opened = OpenWalkedDir(fs_, pkg->root.get(), pkg->tree, f.dir);
+      auto opened = dirs.Get(f.dir);
       if (!opened.ok()) {
         // Count the rest as failed so the package completes.
         for (size_t k = i; k < pkg->tree.files.size(); ++k) {
@@ -493,7 +470,7 @@ absl::Status Importer::Dispatch(PackageState* pkg) {
         }
         return absl::OkStatus();
       }
-      dir = std::make_shared<ScopedFd>(std::move(*opened));
+      dir = *std::move(opened);
       dir_index = f.dir;
     }
     // Only this thread touches large_sizes_.
@@ -1198,12 +1175,13 @@ void Importer::RemoveLegacy(const PackageState& pkg, bool* removed, KeptNote* ke
   *removed = false;
   WalkedDirs dirs(fs_, pkg.root.get(), pkg.tree);
   for (const WalkedFile& f : pkg.tree.files) {
-    auto fd = dirs.Get(f.dir);
-    if (!fd.ok()) return;
+    auto dir = dirs.Get(f.dir);
+    if (!dir.ok()) return;
+    const int fd = (*dir)->get();
     struct stat st {};
     // Only the very file that was imported, as it was, is removed: one
     // written to since may hold bytes the library does not.
-    auto found = fs_->StatIfExists(*fd, f.name, &st);
+    auto found = fs_->StatIfExists(fd, f.name, &st);
     if (!found.ok()) return;
     if (!*found) continue;
     if (st.st_ino != f.ino || st.st_dev != f.dev) {
@@ -1218,15 +1196,17 @@ void Importer::RemoveLegacy(const PackageState& pkg, bool* removed, KeptNote* ke
                                              : "changed after it was imported");
       continue;
     }
-    if (!fs_->UnlinkAt(*fd, f.name, 0).ok()) return;
+    if (!fs_->UnlinkAt(fd, f.name, 0).ok()) return;
   }
   // A folder still holding a file (kept, or new) stays; the others go.
   bool all_gone = true;
   for (size_t i = pkg.tree.dirs.size(); i-- > 1;) {
+    // Getting its parent lets go of folder i: it is not on the path there.
     auto parent = dirs.Get(pkg.tree.dirs[i].parent);
     if (!parent.ok()) return;
-    dirs.Close(i);
-    if (!fs_->UnlinkAt(*parent, pkg.tree.dirs[i].name, AT_REMOVEDIR).ok()) all_gone = false;
+    if (!fs_->UnlinkAt((*parent)->get(), pkg.tree.dirs[i].name, AT_REMOVEDIR).ok()) {
+      all_gone = false;
+    }
   }
   if (!all_gone) {
     if (kept->empty()) kept->Set("its folder holds files that were not imported");
@@ -1283,9 +1263,9 @@ absl::Status Importer::KeepOnlyCommittedFiles(PackageState* pkg, KeptNote* kept)
       continue;
     }
     if (object.st_ino != f.ino || object.st_dev != f.dev) {
-      ASSIGN_OR_RETURN(int dir, dirs.Get(f.dir));
-      ASSIGN_OR_RETURN(int fd,
-                       fs_->OpenAt(dir, f.name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
+      ASSIGN_OR_RETURN(std::shared_ptr<ScopedFd> dir, dirs.Get(f.dir));
+      ASSIGN_OR_RETURN(
+          int fd, fs_->OpenAt(dir->get(), f.name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
       ScopedFd file(fs_, fd);
       if (buf.empty()) buf.resize(kBlock);
       uint64_t read = 0;

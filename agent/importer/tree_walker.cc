@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -130,23 +131,40 @@ absl::StatusOr<WalkedTree> WalkPackage(FileSystem* fs, int root_fd) {
 
 absl::StatusOr<ScopedFd> OpenWalkedDir(FileSystem* fs, int root_fd, const WalkedTree& tree,
                                        size_t index) {
-  std::vector<size_t> chain;
-  for (size_t i = index; i != 0; i = tree.dirs[i].parent) chain.push_back(i);
-  ASSIGN_OR_RETURN(int fd, fs->OpenAt(root_fd, ".", O_RDONLY | O_DIRECTORY));
-  ScopedFd current(fs, fd);
-  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-    const WalkedDir& d = tree.dirs[*it];
-    ASSIGN_OR_RETURN(int next,
-                     fs->OpenAt(current.get(), d.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-    ScopedFd next_fd(fs, next);
+  WalkedDirs dirs(fs, root_fd, tree);
+  ASSIGN_OR_RETURN(std::shared_ptr<ScopedFd> fd, dirs.Get(index));
+  dirs.CloseAll();
+  return std::move(*fd);
+}
+
+absl::StatusOr<std::shared_ptr<ScopedFd>> WalkedDirs::Get(size_t index) {
+  std::vector<size_t> path;  // index, its parent, ..., the root (0)
+  for (size_t i = index;; i = tree_.dirs[i].parent) {
+    path.push_back(i);
+    if (i == 0) break;
+  }
+  std::reverse(path.begin(), path.end());
+  size_t kept = 0;
+  while (kept < open_.size() && kept < path.size() && open_[kept].first == path[kept]) ++kept;
+  open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(kept), open_.end());
+  for (size_t k = kept; k < path.size(); ++k) {
+    if (k == 0) {  // a descriptor of our own for the root
+      ASSIGN_OR_RETURN(int fd, fs_->OpenAt(root_fd_, ".", O_RDONLY | O_DIRECTORY));
+      open_.emplace_back(0, std::make_shared<ScopedFd>(fs_, fd));
+      continue;
+    }
+    const WalkedDir& d = tree_.dirs[path[k]];
+    ASSIGN_OR_RETURN(int fd, fs_->OpenAt(open_.back().second->get(), d.name,
+                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    auto opened = std::make_shared<ScopedFd>(fs_, fd);
     struct stat st {};
-    RETURN_IF_ERROR(fs->Fstat(next, &st));
+    RETURN_IF_ERROR(fs_->Fstat(fd, &st));
     if (st.st_dev != d.dev || st.st_ino != d.ino) {
       return Refuse(d.rel, "folder was replaced during the import");
     }
-    current = std::move(next_fd);
+    open_.emplace_back(path[k], std::move(opened));
   }
-  return current;
+  return open_.back().second;
 }
 
 }  // namespace dpr::importer

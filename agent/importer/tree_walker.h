@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,27 @@ absl::StatusOr<WalkedTree> WalkPackage(FileSystem* fs, int root_fd);
 // checking each folder is the one walked (same device and inode).
 absl::StatusOr<ScopedFd> OpenWalkedDir(FileSystem* fs, int root_fd, const WalkedTree& tree,
                                        size_t index);
+
+// The folders of a walked tree, opened and checked as OpenWalkedDir does but
+// each from its parent, kept open while on the path to the folder last asked
+// for. A pass in walk order (or its reverse) opens each folder about once,
+// and holds no more descriptors than the tree is deep: a package of
+// thousands of folders, or thousands of levels, costs no more than it must.
+class WalkedDirs {
+ public:
+  WalkedDirs(FileSystem* fs, int root_fd, const WalkedTree& tree)
+      : fs_(fs), root_fd_(root_fd), tree_(tree) {}
+  // dirs[index]; this object lets go of it at a Get of a folder not below
+  // it, or at CloseAll (a caller's copy keeps it open).
+  absl::StatusOr<std::shared_ptr<ScopedFd>> Get(size_t index);
+  void CloseAll() { open_.clear(); }
+
+ private:
+  FileSystem* fs_;
+  int root_fd_;
+  const WalkedTree& tree_;
+  std::vector<std::pair<size_t, std::shared_ptr<ScopedFd>>> open_;  // from the root down
+};
 
 // Whether Windows (and so the library) can hold this file or folder name.
 absl::Status CheckName(std::string_view name);

@@ -662,6 +662,30 @@ TEST_F(ImporterTest, VerifyKeepsFewFilesOpen) {
   EXPECT_EQ(result->objects, 1100u);
 }
 
+// A package of many folders (a driver pack) needs no descriptor per folder:
+// its folders are opened along the path to the one at hand, so it converts
+// and its legacy folder goes under a file limit well below its folder count.
+// (The queue of files for the workers may hold a folder each, up to 256.)
+TEST_F(ImporterTest, AWidePackageConvertsAndGoesUnderALowFileLimit) {
+  std::map<std::string, std::string> tree;
+  for (int d = 0; d < 700; ++d) tree[fmt::format("drivers/d{}/x.inf", d)] = fmt::format("{}", d);
+  MakeTree(legacy_ + "/ABC00001", tree);
+  const size_t open_now = std::distance(fs::directory_iterator("/proc/self/fd"), {});
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  struct rlimit low = old_limit;
+  low.rlim_cur = std::min<rlim_t>(old_limit.rlim_cur, open_now + 256 + 100);
+  ASSERT_LT(low.rlim_cur, 700u) << "the test needs a limit below the package's folder count";
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto summary = Import(Specs(), ImportMode::kLink);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  ASSERT_OK(summary);
+  EXPECT_EQ(summary->packages_done, 1u);
+  EXPECT_EQ(summary->files, 700u);
+  EXPECT_FALSE(fs::exists(legacy_ + "/ABC00001")) << "the legacy folder was left";
+  EXPECT_TRUE(lib_->Verify()->ok());
+}
+
 TEST_F(ImporterTest, OpenSweepsTempsLeftByACrash) {
   MakeTree(legacy_ + "/ABC00001", {{"a.bin", "a"}});
   ASSERT_TRUE(Import(Specs(), ImportMode::kCopy).ok());
