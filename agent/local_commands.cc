@@ -251,12 +251,9 @@ int RunVerify(const VerifyArgs& a) {
   auto verify = [&](VerifyPhase phase) {
     std::optional<importer::VerifyProgressLine> line;
     if (WantProgress(a.progress, terminal)) line.emplace(ToStderr, terminal);
-    auto r = (*lib)->Verify(!a.no_rehash, [&](const contentlib::VerifyProgress& p) {
-      if (!line) return;
-      contentlib::VerifyProgress shown = p;
-      shown.phase = phase;
-      line->OnProgress(shown);
-    });
+    auto r = (*lib)->Verify(!a.no_rehash, InPhase(phase, [&](const contentlib::VerifyProgress& p) {
+      if (line) line->OnProgress(p);
+    }));
     if (line) line->Finish();
     return r;
   };

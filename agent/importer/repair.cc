@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include <chrono>
 #include <set>
 
 #include "agent/contentlib/library_layout.h"

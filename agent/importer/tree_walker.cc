@@ -138,6 +138,8 @@ absl::StatusOr<ScopedFd> OpenWalkedDir(FileSystem* fs, int root_fd, const Walked
 }
 
 absl::StatusOr<std::shared_ptr<ScopedFd>> WalkedDirs::Get(size_t index) {
+  // The clean-up asks for a file's folder once per file.
+  if (!open_.empty() && open_.back().first == index) return open_.back().second;
   std::vector<size_t> path;  // index, its parent, ..., the root (0)
   for (size_t i = index;; i = tree_.dirs[i].parent) {
     path.push_back(i);

@@ -551,15 +551,7 @@ grpc::Status AgentServiceImpl::RunVerify(grpc::ServerContext* context,
                    config_.legacy_root);
     }
     // What is left after the repair is what the report says.
-    contentlib::VerifyProgressFn recheck;
-    if (progress) {
-      recheck = [&progress](const contentlib::VerifyProgress& p) {
-        contentlib::VerifyProgress again = p;
-        again.phase = VerifyPhase::kRecheck;
-        progress(again);
-      };
-    }
-    result = (*lib)->Verify(/*rehash=*/true, recheck, caller_gone);
+    result = (*lib)->Verify(/*rehash=*/true, InPhase(VerifyPhase::kRecheck, progress), caller_gone);
     if (!result.ok()) return ToGrpcStatus(result.status());
   }
   for (const auto& prob : result->problems) {

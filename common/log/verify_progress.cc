@@ -30,4 +30,14 @@ std::string VerifyProgressText(const VerifyProgress& p, double seconds) {
   return text;
 }
 
+std::function<void(const VerifyProgress&)> InPhase(
+    VerifyPhase phase, const std::function<void(const VerifyProgress&)>& fn) {
+  if (!fn) return {};
+  return [phase, fn](const VerifyProgress& p) {
+    VerifyProgress marked = p;
+    marked.phase = phase;
+    fn(marked);
+  };
+}
+
 }  // namespace dpr

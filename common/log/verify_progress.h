@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace dpr {
@@ -27,5 +28,10 @@ struct VerifyProgress {
 // kRepair: "repairing: 1/3 objects put back; looked at 12034 legacy files,
 // hashed 14 (35.2 MiB), 7 s". kRecheck: "checking again: verified ...".
 std::string VerifyProgressText(const VerifyProgress& p, double seconds);
+
+// `fn` given each progress marked as `phase` (none if `fn` is empty): the
+// check, which knows no phase, run before a repair or after it.
+std::function<void(const VerifyProgress&)> InPhase(
+    VerifyPhase phase, const std::function<void(const VerifyProgress&)>& fn);
 
 }  // namespace dpr

@@ -349,11 +349,11 @@ grpc::Status AdminServiceImpl::VerifyDistributionPoint(
 grpc::Status AdminServiceImpl::WatchVerifyDistributionPoint(
     grpc::ServerContext* context, const v1::VerifyDistributionPointRequest* request,
     grpc::ServerWriter<v1::VerifyEvent>* writer) {
-  // A watcher that left (Ctrl-C) ends the agent's verify too.
+  // A watcher that left (Ctrl-C) ends the agent's verify too (VerifyDp).
   auto report = VerifyDp(context, *request, [&](const v1::VerifyProgress& p) {
     v1::VerifyEvent e;
     *e.mutable_progress() = p;
-    return writer->Write(e);
+    writer->Write(e);  // fails once the watcher left; then the call is cancelled
   });
   if (!report.ok()) return Fail(report.status());
   v1::VerifyEvent last;
@@ -364,18 +364,14 @@ grpc::Status AdminServiceImpl::WatchVerifyDistributionPoint(
 
 absl::StatusOr<v1::VerifyReport> AdminServiceImpl::VerifyDp(
     grpc::ServerContext* context, const v1::VerifyDistributionPointRequest& request,
-    const std::function<bool(const v1::VerifyProgress&)>& on_progress) {
+    const std::function<void(const v1::VerifyProgress&)>& on_progress) {
   RETURN_IF_ERROR(CheckDpArgument(request.dp()));
   ASSIGN_OR_RETURN(auto dp, Resolve(store_, request.dp()));
   ASSIGN_OR_RETURN(auto agent, agents_.Connect(dp.agent_endpoint, dp.server));
   CancelWhenCallerLeaves guard(context, agent.get());
   v1::VerifyLibraryRequest req;
   req.set_repair(request.repair());
-  auto report = on_progress ? agent->WatchVerify(req,
-                                                 [&](const v1::VerifyProgress& p) {
-                                                   if (!on_progress(p)) agent->Cancel();
-                                                 })
-                            : agent->Verify(req);
+  auto report = on_progress ? agent->WatchVerify(req, on_progress) : agent->Verify(req);
   // An agent from before repairs ignores the field: say so rather than
   // report a plain verify as if it had tried.
   if (report.ok() && request.repair() && !report->ok() && !report->has_repair()) {

@@ -54,11 +54,10 @@ class AdminServiceImpl final : public dpreassign::v1::AdminService::Service {
  private:
   // Both verify calls: the DP's agent's report (after a repair if asked),
   // with progress if wanted. The agent's verify is cancelled when `context`
-  // is (the admin left), or when `on_progress` returns false (its stream
-  // can no longer be written).
+  // is: the admin left, or the watcher's stream broke.
   absl::StatusOr<dpreassign::v1::VerifyReport> VerifyDp(
       grpc::ServerContext* context, const dpreassign::v1::VerifyDistributionPointRequest& request,
-      const std::function<bool(const dpreassign::v1::VerifyProgress&)>& on_progress);
+      const std::function<void(const dpreassign::v1::VerifyProgress&)>& on_progress);
 
   ControllerConfig config_;
   std::string server_name_;
