@@ -248,87 +248,82 @@ int RunVerify(const VerifyArgs& a) {
   auto lib = contentlib::ContentLibrary::OpenExisting(PosixFileSystem(), a.content_root);
   if (!lib.ok()) return Fail(std::string(lib.status().message()));
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
-  auto verify = [&](VerifyPhase phase) {
-    std::optional<importer::VerifyProgressLine> line;
-    if (WantProgress(a.progress, terminal)) line.emplace(ToStderr, terminal);
-    auto r = (*lib)->Verify(!a.no_rehash, InPhase(phase, [&](const contentlib::VerifyProgress& p) {
-      if (line) line->OnProgress(p);
-    }));
-    if (line) line->Finish();
-    return r;
-  };
-  auto result = verify(VerifyPhase::kCheck);
-  if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
-  nlohmann::json repair_json;
-  if (!a.repair_from.empty() && !result->ok()) {
-    if (auto st = (*lib)->LockForWriting(); !st.ok()) {
-      return Fail(fmt::format("repair not started: {}", st.message()));
-    }
-    auto damaged = importer::DamagedObjects(result->problems);
-    std::optional<importer::VerifyProgressLine> line;
-    if (WantProgress(a.progress, terminal)) line.emplace(ToStderr, terminal);
-    importer::RepairOptions options;
+  // A line of its own for each phase (check, repair, check again).
+  std::optional<importer::VerifyProgressLine> line;
+  std::optional<VerifyPhase> phase;
+  importer::VerifyAndRepairOptions options;
+  options.rehash = !a.no_rehash;
+  options.repair = !a.repair_from.empty();
+  options.legacy_root = a.repair_from;
+  if (WantProgress(a.progress, terminal)) {
     options.progress = [&](const contentlib::VerifyProgress& p) {
-      if (line) line->OnProgress(p);
+      if (p.phase != phase) {
+        if (line) line->Finish();
+        line.emplace(ToStderr, terminal);
+        phase = p.phase;
+      }
+      line->OnProgress(p);
     };
-    auto repair = importer::RepairFromLegacy(**lib, damaged, a.repair_from, options);
-    if (line) line->Finish();
-    if (!repair.ok()) return Fail(fmt::format("repair stopped: {}", repair.status().message()));
-    if (repair->folders_unreadable > 0) {
+  }
+  auto verified = importer::VerifyAndRepair(**lib, options);
+  if (line) line->Finish();
+  if (!verified.ok()) return Fail(std::string(verified.status().message()));
+  nlohmann::json repair_json;
+  if (verified->repair) {
+    const importer::RepairReport& repair = *verified->repair;
+    if (repair.folders_unreadable > 0) {
       std::fprintf(stderr,
                    "%llu folder(s) below '%s' could not be read (a copy may be there): %s\n",
-                   static_cast<unsigned long long>(repair->folders_unreadable),
-                   a.repair_from.c_str(), absl::StrJoin(repair->unreadable, ", ").c_str());
+                   static_cast<unsigned long long>(repair.folders_unreadable),
+                   a.repair_from.c_str(), absl::StrJoin(repair.unreadable, ", ").c_str());
     }
-    for (size_t i = 0; i < repair->repaired.size(); ++i) {
-      std::fprintf(stderr, "repaired: %s from '%s'\n", repair->repaired[i].c_str(),
-                   repair->sources[i].c_str());
+    for (size_t i = 0; i < repair.repaired.size(); ++i) {
+      std::fprintf(stderr, "repaired: %s from '%s'\n", repair.repaired[i].c_str(),
+                   repair.sources[i].c_str());
     }
-    for (const auto& h : repair->unrepaired) {
+    for (const auto& h : repair.unrepaired) {
       std::fprintf(stderr,
                    "not repaired: %s (no file below '%s' has its bytes; send the packages "
                    "using it to the DP again)\n",
                    h.c_str(), a.repair_from.c_str());
     }
-    repair_json = {{"damaged", repair->damaged},
-                   {"repaired", repair->repaired},
-                   {"unrepaired", repair->unrepaired},
-                   {"legacy_files_seen", repair->files_seen},
-                   {"legacy_files_hashed", repair->files_hashed},
-                   {"legacy_folders_unreadable", repair->folders_unreadable},
-                   {"unreadable_folders", repair->unreadable}};
-    // What is left after the repair is what this command reports.
-    result = verify(VerifyPhase::kRecheck);
-    if (!result.ok()) return Fail(fmt::format("verify stopped: {}", result.status().message()));
+    repair_json = {{"damaged", repair.damaged},
+                   {"repaired", repair.repaired},
+                   {"unrepaired", repair.unrepaired},
+                   {"legacy_files_seen", repair.files_seen},
+                   {"legacy_files_hashed", repair.files_hashed},
+                   {"legacy_folders_unreadable", repair.folders_unreadable},
+                   {"unreadable_folders", repair.unreadable}};
   }
+  const contentlib::VerifyResult& result = verified->result;
   if (a.output == "json") {
     nlohmann::json problems = nlohmann::json::array();
-    for (const auto& p : result->problems) {
+    for (const auto& p : result.problems) {
       problems.push_back({{"kind", std::string(contentlib::KindName(p.kind))},
                           {"path", p.path},
                           {"detail", p.detail}});
     }
-    std::printf("%s\n", nlohmann::json{{"ok", result->ok()},
-                                       {"packages", result->packages},
-                                       {"contents", result->contents},
-                                       {"objects", result->objects},
-                                       {"bytes_hashed", result->bytes_hashed},
+    std::printf("%s\n", nlohmann::json{{"ok", result.ok()},
+                                       {"packages", result.packages},
+                                       {"contents", result.contents},
+                                       {"objects", result.objects},
+                                       {"bytes_hashed", result.bytes_hashed},
                                        {"problems", problems},
                                        {"repair", repair_json}}
                             .dump()
                             .c_str());
   } else {
-    for (const auto& p : result->problems) {
+    for (const auto& p : result.problems) {
       std::printf("%-22s %s: %s\n", std::string(contentlib::KindName(p.kind)).c_str(),
                   p.path.c_str(), p.detail.c_str());
     }
     std::printf("%s: %llu packages, %llu contents, %llu objects, %s re-hashed, %zu problems\n",
-                result->ok() ? "ok" : "PROBLEMS", static_cast<unsigned long long>(result->packages),
-                static_cast<unsigned long long>(result->contents),
-                static_cast<unsigned long long>(result->objects), Mib(result->bytes_hashed).c_str(),
-                result->problems.size());
+                result.ok() ? "ok" : "PROBLEMS", static_cast<unsigned long long>(result.packages),
+                static_cast<unsigned long long>(result.contents),
+                static_cast<unsigned long long>(result.objects), Mib(result.bytes_hashed).c_str(),
+                result.problems.size());
   }
-  return result->ok() ? 0 : 1;
+  return result.ok() ? 0 : 1;
 }
 
 }  // namespace

@@ -181,4 +181,41 @@ absl::StatusOr<RepairReport> RepairFromLegacy(contentlib::ContentLibrary& lib,
   return report;
 }
 
+absl::StatusOr<VerifyAndRepairReport> VerifyAndRepair(contentlib::ContentLibrary& lib,
+                                                      const VerifyAndRepairOptions& options) {
+  VerifyAndRepairReport out;
+  auto result = lib.Verify(options.rehash, options.progress, options.stop);
+  if (!result.ok()) return Annotate(result.status(), "check stopped");
+  out.result = std::move(*result);
+  if (!options.repair || out.result.ok()) return out;
+  // A repair asked for always reports, even with nothing a legacy copy could
+  // put back (only cross-references broken): its caller tells "tried" from
+  // an agent that knows no repair by it.
+  const auto damaged = DamagedObjects(out.result.problems);
+  if (damaged.empty()) {
+    out.repair.emplace();
+    return out;
+  }
+  if (options.legacy_root.empty()) {
+    return absl::FailedPreconditionError(
+        "repair not started: there is no legacy root to take copies from (--legacy-root)");
+  }
+  if (auto st = lib.LockForWriting(); !st.ok()) return Annotate(st, "repair not started");
+  RepairOptions repair_options;
+  repair_options.progress = options.progress;
+  repair_options.stop = options.stop;
+  auto repair = RepairFromLegacy(lib, damaged, options.legacy_root, repair_options);
+  if (!repair.ok()) return Annotate(repair.status(), "repair stopped");
+  out.repair = std::move(*repair);
+  // Nothing put back, nothing changed: a second full re-hash (hours on a
+  // large DP) would only say the same.
+  if (out.repair->repaired.empty()) return out;
+  // What is left after the repair is what the report says.
+  result =
+      lib.Verify(options.rehash, InPhase(VerifyPhase::kRecheck, options.progress), options.stop);
+  if (!result.ok()) return Annotate(result.status(), "check after the repair stopped");
+  out.result = std::move(*result);
+  return out;
+}
+
 }  // namespace dpr::importer

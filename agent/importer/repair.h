@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,5 +48,29 @@ absl::StatusOr<RepairReport> RepairFromLegacy(contentlib::ContentLibrary& lib,
                                               const std::vector<Sha256Digest>& damaged,
                                               const std::string& legacy_root,
                                               const RepairOptions& options = {});
+
+// An admin's verify, from `dp-agent verify` or the agent's verify call: the
+// check, and with `repair`, when it finds damage, the search of the legacy
+// root for copies (under the library's exclusive lock) and the check again.
+struct VerifyAndRepairOptions {
+  bool rehash = true;
+  bool repair = false;
+  std::string legacy_root;  // where a repair looks for copies
+  // Each phase's progress, VerifyProgress::phase saying which (the caller
+  // throttles).
+  contentlib::VerifyProgressFn progress;
+  // Asked as the work goes: true ends it with CANCELLED.
+  std::function<bool()> stop;
+};
+
+struct VerifyAndRepairReport {
+  contentlib::VerifyResult result;     // the last check: what is left after a repair
+  std::optional<RepairReport> repair;  // set when a repair ran
+};
+
+// Errors say which step stopped: "check stopped: ...", "repair not started:
+// ...", "repair stopped: ...", "check after the repair stopped: ...".
+absl::StatusOr<VerifyAndRepairReport> VerifyAndRepair(contentlib::ContentLibrary& lib,
+                                                      const VerifyAndRepairOptions& options);
 
 }  // namespace dpr::importer

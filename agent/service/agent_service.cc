@@ -507,60 +507,48 @@ grpc::Status AgentServiceImpl::RunVerify(grpc::ServerContext* context,
     response->set_ok(false);
     return grpc::Status::OK;
   }
-  auto result = (*lib)->Verify(/*rehash=*/true, progress, caller_gone);
-  if (!result.ok()) {
-    Log()->warn("library check stopped: {}", result.status().message());
-    return ToGrpcStatus(result.status());
+  importer::VerifyAndRepairOptions options;
+  options.repair = request.repair();
+  options.legacy_root = config_.legacy_root;
+  options.progress = progress;
+  options.stop = caller_gone;
+  auto verified = importer::VerifyAndRepair(**lib, options);
+  if (!verified.ok()) {
+    Log()->warn("library {}", verified.status().message());
+    return ToGrpcStatus(verified.status());
   }
-  if (request.repair() && !result->ok()) {
-    if (config_.legacy_root.empty()) {
-      return ToGrpcStatus(absl::FailedPreconditionError(
-          "repair not started: the agent has no legacy root to take copies from (--legacy-root)"));
-    }
-    if (auto st = (*lib)->LockForWriting(); !st.ok()) {
-      return ToGrpcStatus(Annotate(st, "repair not started"));
-    }
-    auto damaged = importer::DamagedObjects(result->problems);
-    importer::RepairOptions options;
-    options.progress = progress;
-    options.stop = caller_gone;
-    auto repair = importer::RepairFromLegacy(**lib, damaged, config_.legacy_root, options);
-    if (!repair.ok()) {
-      Log()->warn("library repair stopped: {}", repair.status().message());
-      return ToGrpcStatus(Annotate(repair.status(), "repair stopped"));
-    }
+  if (verified->repair) {
+    const importer::RepairReport& repair = *verified->repair;
     auto* summary = response->mutable_repair();
-    summary->set_damaged(repair->damaged);
-    summary->set_legacy_files_seen(repair->files_seen);
-    summary->set_legacy_files_hashed(repair->files_hashed);
-    summary->set_legacy_folders_unreadable(repair->folders_unreadable);
-    for (const auto& dir : repair->unreadable) summary->add_unreadable_folders(dir);
-    if (repair->folders_unreadable > 0) {
+    summary->set_damaged(repair.damaged);
+    summary->set_legacy_files_seen(repair.files_seen);
+    summary->set_legacy_files_hashed(repair.files_hashed);
+    summary->set_legacy_folders_unreadable(repair.folders_unreadable);
+    for (const auto& dir : repair.unreadable) summary->add_unreadable_folders(dir);
+    if (repair.folders_unreadable > 0) {
       Log()->warn("repair: {} folder(s) below '{}' could not be read, e.g. '{}'",
-                  repair->folders_unreadable, config_.legacy_root, repair->unreadable.front());
+                  repair.folders_unreadable, config_.legacy_root, repair.unreadable.front());
     }
-    for (size_t i = 0; i < repair->repaired.size(); ++i) {
+    for (size_t i = 0; i < repair.repaired.size(); ++i) {
       auto* r = summary->add_repaired();
-      r->set_hash(repair->repaired[i]);
-      r->set_source(repair->sources[i]);
-      Log()->warn("repaired library object {} from '{}'", repair->repaired[i], repair->sources[i]);
+      r->set_hash(repair.repaired[i]);
+      r->set_source(repair.sources[i]);
+      Log()->warn("repaired library object {} from '{}'", repair.repaired[i], repair.sources[i]);
     }
-    for (const auto& h : repair->unrepaired) {
+    for (const auto& h : repair.unrepaired) {
       summary->add_unrepaired(h);
       Log()->error("library object {} not repaired: no file below '{}' has its bytes", h,
                    config_.legacy_root);
     }
-    // What is left after the repair is what the report says.
-    result = (*lib)->Verify(/*rehash=*/true, InPhase(VerifyPhase::kRecheck, progress), caller_gone);
-    if (!result.ok()) return ToGrpcStatus(result.status());
   }
-  for (const auto& prob : result->problems) {
+  const contentlib::VerifyResult& result = verified->result;
+  for (const auto& prob : result.problems) {
     auto* p = response->add_problems();
     p->set_kind(static_cast<v1::VerifyProblem::Kind>(static_cast<int>(prob.kind) + 1));
     p->set_path(prob.path);
     p->set_detail(prob.detail);
   }
-  uint64_t checked = result->packages;
+  uint64_t checked = result.packages;
   if (request.package_ids_size() > 0) {
     checked = 0;
     for (const auto& id : request.package_ids()) {
@@ -575,14 +563,14 @@ grpc::Status AgentServiceImpl::RunVerify(grpc::ServerContext* context,
     }
   }
   response->set_packages_checked(checked);
-  response->set_contents_checked(result->contents);
-  response->set_objects_checked(result->objects);
-  response->set_bytes_hashed(result->bytes_hashed);
+  response->set_contents_checked(result.contents);
+  response->set_objects_checked(result.objects);
+  response->set_bytes_hashed(result.bytes_hashed);
   response->set_ok(response->problems_size() == 0);
   response->set_seconds(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   Log()->log(response->ok() ? spdlog::level::info : spdlog::level::err,
-             "library check: {} package(s), {} object(s), {} problem(s)", checked, result->objects,
+             "library check: {} package(s), {} object(s), {} problem(s)", checked, result.objects,
              response->problems_size());
   return grpc::Status::OK;
 }

@@ -1,7 +1,8 @@
 // RepairFromLegacy beyond the happy path (that one is in
 // convert_integration_test): a folder it cannot read is skipped and named,
 // not the end of the search; progress tells how far the search is; a caller
-// that leaves stops it.
+// that leaves stops it. Then VerifyAndRepair, the admin's verify that both
+// `dp-agent verify` and the agent's verify call run.
 #include "agent/importer/repair.h"
 
 #include <fcntl.h>
@@ -156,6 +157,113 @@ TEST_F(RepairTest, ACallerThatLeftStopsTheSearch) {
   EXPECT_EQ(report.status().code(), absl::StatusCode::kCancelled) << report.status();
   EXPECT_NE(ReadFile(Object(kA)), kA);
   EXPECT_NE(ReadFile(Object(kB)), kB);
+}
+
+// VerifyAndRepair runs on a library opened for reading, as a verify opens it.
+class VerifyAndRepairTest : public RepairTest {
+ protected:
+  void SetUp() override {
+    RepairTest::SetUp();
+    lib_.reset();
+    auto lib = ContentLibrary::OpenExisting(fault_.get(), dir_ / "content");
+    ASSERT_OK(lib);
+    lib_ = std::move(*lib);
+  }
+
+  // A repair from `legacy_root` whose progress is kept in seen_.
+  VerifyAndRepairOptions Watched(const std::string& legacy_root) {
+    VerifyAndRepairOptions options;
+    options.repair = true;
+    options.legacy_root = legacy_root;
+    options.progress = [this](const VerifyProgress& p) { seen_.push_back(p); };
+    return options;
+  }
+
+  // The phases progress went through, each once, in order.
+  std::vector<VerifyPhase> Phases() const {
+    std::vector<VerifyPhase> phases;
+    for (const auto& p : seen_) {
+      if (phases.empty() || phases.back() != p.phase) phases.push_back(p.phase);
+    }
+    return phases;
+  }
+
+  std::vector<VerifyProgress> seen_;
+};
+
+TEST_F(VerifyAndRepairTest, PutsBackWhatItFindsAndReportsTheCheckAfterIt) {
+  auto verified = VerifyAndRepair(*lib_, Watched(dir_ / "spare"));
+  ASSERT_OK(verified);
+  ASSERT_TRUE(verified->repair.has_value());
+  EXPECT_EQ(verified->repair->damaged, 2u);
+  EXPECT_EQ(verified->repair->repaired.size(), 2u);
+  // The report is the second check's: nothing left.
+  EXPECT_TRUE(verified->result.ok()) << verified->result.problems.front().detail;
+  EXPECT_EQ(verified->result.objects, 2u);
+  EXPECT_THAT(Phases(),
+              ElementsAre(VerifyPhase::kCheck, VerifyPhase::kRepair, VerifyPhase::kRecheck));
+  EXPECT_EQ(ReadFile(Object(kA)), kA);
+  EXPECT_EQ(ReadFile(Object(kB)), kB);
+}
+
+TEST_F(VerifyAndRepairTest, WithNothingPutBackTheFirstCheckStandsAndIsNotRunAgain) {
+  fs::create_directories(dir_ / "empty");
+  auto verified = VerifyAndRepair(*lib_, Watched(dir_ / "empty"));
+  ASSERT_OK(verified);
+  ASSERT_TRUE(verified->repair.has_value());
+  EXPECT_EQ(verified->repair->unrepaired.size(), 2u);
+  EXPECT_EQ(DamagedObjects(verified->result.problems).size(), 2u);
+  EXPECT_THAT(Phases(), ElementsAre(VerifyPhase::kCheck, VerifyPhase::kRepair));
+}
+
+TEST_F(VerifyAndRepairTest, WithoutRepairTheDamageIsOnlyReported) {
+  auto verified = VerifyAndRepair(*lib_, {});
+  ASSERT_OK(verified);
+  EXPECT_FALSE(verified->repair.has_value());
+  EXPECT_EQ(DamagedObjects(verified->result.problems).size(), 2u);
+  EXPECT_NE(ReadFile(Object(kA)), kA);
+}
+
+TEST_F(VerifyAndRepairTest, ARepairWithNoLegacyRootOrAnotherReaderIsNotStarted) {
+  VerifyAndRepairOptions options;
+  options.repair = true;
+  auto no_root = VerifyAndRepair(*lib_, options);
+  EXPECT_EQ(no_root.status().code(), absl::StatusCode::kFailedPrecondition) << no_root.status();
+  EXPECT_THAT(std::string(no_root.status().message()), HasSubstr("repair not started"));
+  // Another verify has the library open: a repair must not write under it.
+  auto other = ContentLibrary::OpenExisting(PosixFileSystem(), dir_ / "content");
+  ASSERT_OK(other);
+  options.legacy_root = dir_ / "spare";
+  auto busy = VerifyAndRepair(*lib_, options);
+  EXPECT_EQ(busy.status().code(), absl::StatusCode::kUnavailable) << busy.status();
+  EXPECT_THAT(std::string(busy.status().message()), HasSubstr("repair not started"));
+  EXPECT_NE(ReadFile(Object(kA)), kA);
+  EXPECT_NE(ReadFile(Object(kB)), kB);
+}
+
+TEST_F(VerifyAndRepairTest, BrokenReferencesAloneGetARepairReportOfNothingDamaged) {
+  // The objects whole again; a DataLib record gone instead.
+  dpr::testing::WriteFile(Object(kA), kA);
+  dpr::testing::WriteFile(Object(kB), kB);
+  fs::remove(dir_ / "content/SCCMContentLib/DataLib/ABC00001.1/a.bin.INI");
+  VerifyAndRepairOptions options;
+  options.repair = true;  // and no legacy root: none is needed
+  auto verified = VerifyAndRepair(*lib_, options);
+  ASSERT_OK(verified);
+  EXPECT_FALSE(verified->result.ok());
+  ASSERT_TRUE(verified->repair.has_value());
+  EXPECT_EQ(verified->repair->damaged, 0u);
+}
+
+TEST_F(VerifyAndRepairTest, ACallerThatLeftStopsTheCheck) {
+  VerifyAndRepairOptions options;
+  options.repair = true;
+  options.legacy_root = dir_ / "spare";
+  options.stop = [] { return true; };
+  auto verified = VerifyAndRepair(*lib_, options);
+  EXPECT_EQ(verified.status().code(), absl::StatusCode::kCancelled) << verified.status();
+  EXPECT_THAT(std::string(verified.status().message()), HasSubstr("check stopped"));
+  EXPECT_NE(ReadFile(Object(kA)), kA);
 }
 
 }  // namespace
