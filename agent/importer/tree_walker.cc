@@ -129,14 +129,6 @@ absl::StatusOr<WalkedTree> WalkPackage(FileSystem* fs, int root_fd) {
   return std::move(w.tree);
 }
 
-absl::StatusOr<ScopedFd> OpenWalkedDir(FileSystem* fs, int root_fd, const WalkedTree& tree,
-                                       size_t index) {
-  WalkedDirs dirs(fs, root_fd, tree);
-  ASSIGN_OR_RETURN(std::shared_ptr<ScopedFd> fd, dirs.Get(index));
-  dirs.CloseAll();
-  return std::move(*fd);
-}
-
 absl::StatusOr<std::shared_ptr<ScopedFd>> WalkedDirs::Get(size_t index) {
   // The clean-up asks for a file's folder once per file.
   if (!open_.empty() && open_.back().first == index) return open_.back().second;

@@ -53,16 +53,12 @@ int64_t MtimeNs(const struct stat& st);
 // FailedPrecondition naming the refused entry ("'sub/link': a symbolic link").
 absl::StatusOr<WalkedTree> WalkPackage(FileSystem* fs, int root_fd);
 
-// Opens dirs[index] by descending from root_fd one component at a time and
-// checking each folder is the one walked (same device and inode).
-absl::StatusOr<ScopedFd> OpenWalkedDir(FileSystem* fs, int root_fd, const WalkedTree& tree,
-                                       size_t index);
-
-// The folders of a walked tree, opened and checked as OpenWalkedDir does but
-// each from its parent, kept open while on the path to the folder last asked
-// for. A pass in walk order (or its reverse) opens each folder about once,
-// and holds no more descriptors than the tree is deep: a package of
-// thousands of folders, or thousands of levels, costs no more than it must.
+// The folders of a walked tree, each opened from its parent (openat,
+// O_NOFOLLOW) and checked to be the one walked (same device and inode),
+// kept open while on the path to the folder last asked for. A pass in walk
+// order (or its reverse) opens each folder about once, and holds no more
+// descriptors than the tree is deep: a package of thousands of folders, or
+// thousands of levels, costs no more than it must.
 class WalkedDirs {
  public:
   WalkedDirs(FileSystem* fs, int root_fd, const WalkedTree& tree)

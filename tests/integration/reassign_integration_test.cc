@@ -179,13 +179,20 @@ class ReassignIntegrationTest : public ::testing::Test {
 
   std::string StartAgent(const std::string& name, FakeAgent* fake,
                          std::unique_ptr<grpc::Server>* server) {
-    auto creds = MakeServerCredentials(
-        {*pki_ + "/" + name + ".crt", *pki_ + "/" + name + ".key", *pki_ + "/ca.crt", 60});
+    return StartInProcess(name, fake, server);
+  }
+
+  // `service` on 127.0.0.1:<ephemeral> with the certificate `cert_name` of
+  // the test PKI; its address.
+  std::string StartInProcess(const std::string& cert_name, grpc::Service* service,
+                             std::unique_ptr<grpc::Server>* server) {
+    auto creds = MakeServerCredentials({*pki_ + "/" + cert_name + ".crt",
+                                        *pki_ + "/" + cert_name + ".key", *pki_ + "/ca.crt", 60});
     EXPECT_TRUE(creds.ok()) << creds.status();
     int port = 0;
     grpc::ServerBuilder b;
     b.AddListeningPort("127.0.0.1:0", *creds, &port);
-    b.RegisterService(fake);
+    b.RegisterService(service);
     *server = b.BuildAndStart();
     return "127.0.0.1:" + std::to_string(port);
   }
@@ -465,16 +472,9 @@ class OlderController final : public v1::AdminService::Service {
 // rather than let the older controller verify without repairing.
 TEST_F(ReassignIntegrationTest, DpVerifyFallsBackToThePlainCallOfAnOlderController) {
   OlderController older;
-  auto creds = MakeServerCredentials({*pki_ + "/site01.contoso.com.crt",
-                                      *pki_ + "/site01.contoso.com.key", *pki_ + "/ca.crt", 60});
-  ASSERT_TRUE(creds.ok()) << creds.status();
-  int port = 0;
-  grpc::ServerBuilder b;
-  b.AddListeningPort("127.0.0.1:0", *creds, &port);
-  b.RegisterService(&older);
-  auto server = b.BuildAndStart();
+  std::unique_ptr<grpc::Server> server;
+  addr_ = StartInProcess("site01.contoso.com", &older, &server);
   ASSERT_NE(server, nullptr);
-  addr_ = "127.0.0.1:" + std::to_string(port);
 
   auto plain = Dpctl({"dp", "verify", "DP01.CONTOSO.COM"});
   EXPECT_EQ(plain.exit_code, 0) << plain.output;

@@ -146,7 +146,7 @@ TEST_F(TreeWalkerTest, HardLinksAreWalkedWithTheirLinkCount) {
   for (const auto& f : tree->files) EXPECT_EQ(f.nlink, f.name == "b.bin" ? 2u : 1u) << f.name;
 }
 
-TEST_F(TreeWalkerTest, OpenWalkedDirNoticesAFolderSwappedForASymlink) {
+TEST_F(TreeWalkerTest, WalkedDirsNoticeAFolderSwappedForASymlink) {
   MakeTree(Pkg(), {{"a/x.bin", "x"}});
   auto tree = Walk();
   ASSERT_OK(tree);
@@ -158,7 +158,7 @@ TEST_F(TreeWalkerTest, OpenWalkedDirNoticesAFolderSwappedForASymlink) {
   for (size_t i = 0; i < tree->dirs.size(); ++i) {
     if (tree->dirs[i].rel == "a") index = i;
   }
-  auto opened = OpenWalkedDir(PosixFileSystem(), fd, *tree, index);
+  auto opened = WalkedDirs(PosixFileSystem(), fd, *tree).Get(index);
   ::close(fd);
   EXPECT_FALSE(opened.ok());
 }
