@@ -192,11 +192,12 @@ rm -rf "$DIR/legacy" "$DIR/content" "$DIR/floor"; cp -r "$DIR/corpus" "$DIR/lega
   /usr/bin/time -f '%U %S' -o "$DIR/hashcpu" xargs -0 -s 1900000 openssl dgst -sha256 >/dev/null)
 FLOOR=$(python3 "$ROOT/tests/bench/format_floor.py" "$DIR/legacy" "$DIR/floor")
 echo "$FLOOR"
-# Link mode does both on 2 cores: half their CPU is a floor under its wall
-# time that no overhead, sync or idle core is in. The format's user time is
-# left out (it is Python's), so the floor is, if anything, low. When it is
-# near 1.5x the reference, the link-mode target is out of reach on this
-# machine that day: the format's file operations, not hashing, bound it.
+# Link mode does both on 2 cores: half their CPU estimates a floor under its
+# wall time with no overhead, sync or idle core in it. An estimate: the
+# format's user time is left out (it is Python's), but its sys time comes
+# from one thread and openssl reads in smaller blocks than the converter.
+# Near 1.5x the reference, the link-mode target leaves no room that day:
+# the format's file operations, not hashing, bound it.
 python3 - "$FLOOR" "$(cat "$DIR/hashcpu")" "$md" <<'PY'
 import re, sys
 fsys = float(re.search(r'sys ([0-9.]+)', sys.argv[1]).group(1))
@@ -206,7 +207,7 @@ floor = (fsys + hu + hs) / 2
 print('link-mode floor on 2 cores: (format sys %.3f + hashing %.3f) / 2 = %.3f s = %.2fx '
       'openssl dgst -P2 (target <= 1.5)' % (fsys, hu + hs, floor, floor / dgst))
 PY
-rm -rf "$DIR/legacy" "$DIR/floor"
+rm -rf "$DIR/legacy" "$DIR/floor" "$DIR/hashcpu"
 
 [ "$BY_SIZE" = 1 ] || exit 0
 echo

@@ -168,18 +168,13 @@ class ReassignIntegrationTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    agent1_ = StartAgent("DP01.CONTOSO.COM", &fake1_, &server1_);
-    agent2_ = StartAgent("DP02.CONTOSO.COM", &fake2_, &server2_);
+    agent1_ = StartInProcess("DP01.CONTOSO.COM", &fake1_, &server1_);
+    agent2_ = StartInProcess("DP02.CONTOSO.COM", &fake2_, &server2_);
   }
   void TearDown() override {
     controller_.reset();
     if (server1_) server1_->Shutdown(std::chrono::system_clock::now());
     if (server2_) server2_->Shutdown(std::chrono::system_clock::now());
-  }
-
-  std::string StartAgent(const std::string& name, FakeAgent* fake,
-                         std::unique_ptr<grpc::Server>* server) {
-    return StartInProcess(name, fake, server);
   }
 
   // `service` on 127.0.0.1:<ephemeral> with the certificate `cert_name` of
