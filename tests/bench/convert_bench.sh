@@ -112,10 +112,10 @@ JOURNAL=$( (dumpe2fs -h "$(df --output=source "$DIR" | tail -1)" 2>/dev/null || 
   awk -F: '/^Total journal size/{gsub(/ /, "", $2); print ", journal " $2}')
 echo "bench: $SIZE corpus in $DIR ($(df -T "$DIR" | awk 'NR==2{print $2}')$JOURNAL), jobs=$JOBS, rounds=$ROUNDS"
 [ -d "$DIR/corpus" ] || bash "$GEN" "$DIR/corpus" "$SIZE" --no-manifest >/dev/null
-# The page cache's past moves cp -r by 2x on this VM: after 1.4 GB of other
-# files were read into it, cp -r took 3.17 s (sys 3.12) where it took
-# 1.35-1.76 s after a drop; the converter did not move (3.9 s copy, 3.0 s
-# link either way). So the rounds start from an emptied cache, as root can.
+# The rounds start from an emptied cache, as root can: pages freed now are
+# reused by cp -r (after 1.4 GB of other files were read into the cache,
+# cp -r took 3.17 s against 1.35-1.76 s after a drop). Where reporting is
+# on (above), that is what it costs; the converter did not move either way.
 sync
 if [ "$(id -u)" = 0 ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then
   echo "page cache dropped${REPORTING_WAS:+; free page reporting off (order $REPORTING_WAS -> 11) until exit}"
