@@ -66,6 +66,10 @@ std::map<std::string, std::string> ParseIni(const std::string& text) {
   return out;
 }
 
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
 struct Object {
   ino_t inode = 0;
   uint64_t size = 0;
@@ -153,8 +157,7 @@ TEST_F(AgentKillTest, KilledAtRandomInstantsLosesNothingAndResumes) {
     auto t0 = std::chrono::steady_clock::now();
     auto r = RunCommand({Agent(), "convert", "--legacy-root", dir / "legacy", "--content-root",
                          dir / "content", "--mode", mode, "--jobs", "2", "--batch-mib", "2"});
-    full_ms[mode] =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    full_ms[mode] = MsSince(t0);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   const std::map<std::string, double> calibrated = full_ms;
@@ -206,9 +209,7 @@ TEST_F(AgentKillTest, KilledAtRandomInstantsLosesNothingAndResumes) {
       }
       const bool was_running = agent.Running();
       if (!was_running && k == 0) {  // a whole import, faster than estimated
-        full_ms[mode] =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
+        full_ms[mode] = MsSince(t0);
         ++recalibrated;
       }
       agent.Signal(SIGKILL);
